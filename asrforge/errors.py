@@ -1,0 +1,21 @@
+"""Typed errors that callers (the server especially) map to user-facing messages and HTTP statuses."""
+
+
+class AsrforgeError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class AudioDecodeError(AsrforgeError, ValueError):
+    """The input is empty, corrupt, truncated or not audio. The server maps it to HTTP 400."""
+
+
+class UnsupportedOptionError(AsrforgeError, ValueError):
+    """A decode option the engine cannot honour (a language it does not know, translate on an English-only model)."""
+
+
+class RefusedCombinationError(AsrforgeError):
+    """A plugin combination cannot run on this engine/device; ``reason`` is one line a user can act on."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

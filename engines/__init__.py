@@ -1,0 +1,33 @@
+"""Model back-ends behind one interface (``engines.base.Engine``), loaded by name.
+
+Engines are imported lazily so that, e.g., using Whisper never imports CTranslate2.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from asrforge.engines.base import BaseEngine, Capabilities, DecodeOptions, Engine, EngineConfig
+
+# name -> "module:class"; the config dataclass of each engine names it in its ``engine`` ClassVar.
+ENGINES: dict[str, str] = {
+    "whisper": "asrforge.engines.whisper:WhisperEngine",
+    "qwen3_asr": "asrforge.engines.qwen3_asr:Qwen3ASREngine",
+    "faster_whisper": "asrforge.engines.faster_whisper:FasterWhisperEngine",
+}
+
+
+def engine_class(name: str) -> type[BaseEngine]:
+    try:
+        module_name, class_name = ENGINES[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r} (known: {', '.join(sorted(ENGINES))})") from None
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def load_engine(config: EngineConfig) -> BaseEngine:
+    """Build and load the engine a config names (weights are read or converted here, once)."""
+    return engine_class(config.engine)(config)
+
+
+__all__ = ["BaseEngine", "Capabilities", "DecodeOptions", "Engine", "EngineConfig", "ENGINES", "engine_class", "load_engine"]
