@@ -1,0 +1,12 @@
+"""Switching a loaded transformers model's attention kernel (shared by the sdpa and flash_attention_2 plugins)."""
+
+from __future__ import annotations
+
+from asrforge.engines.base import BaseEngine, TorchEngine
+
+
+def set_attention(engine: BaseEngine, implementation: str) -> BaseEngine:
+    """Use ``implementation`` ("sdpa", "flash_attention_2", "eager") in every attention layer of the engine's model."""
+    assert isinstance(engine, TorchEngine)
+    engine.model.set_attn_implementation(implementation)
+    return engine
