@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The benchmark harness: latency and WER of every combination, reports, and winner selection."""

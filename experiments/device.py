@@ -1,0 +1,92 @@
+"""What a benchmark ran on: the machine, the accelerator, the library versions, and the report folder's name."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+from functools import cache
+from importlib import metadata
+
+import torch
+
+from asrforge.optimizations.threads import cpu_quota
+
+# Versions that change inference speed or output; recorded with every result.
+VERSIONED_PACKAGES = ("asrforge", "torch", "transformers", "faster-whisper", "ctranslate2", "torchao", "numpy")
+
+
+def slug(text: str) -> str:
+    """``NVIDIA H100 80GB HBM3`` -> ``nvidia-h100-80gb-hbm3``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def device_key(device: str) -> str:
+    """The report folder for ``device``: ``cpu`` for any CPU, else a slug of the GPU's name."""
+    if torch.device(device).type != "cuda":
+        return "cpu"
+    return slug(torch.cuda.get_device_name(device))
+
+
+@cache
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def device_info(device: str) -> dict:
+    """The machine and (on CUDA) the GPU that ``device`` names, as a record stores them."""
+    info: dict = {
+        "key": device_key(device),
+        "type": torch.device(device).type,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_quota": cpu_quota(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": versions()["transformers"],
+    }
+    if info["type"] == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        info["name"] = properties.name
+        info["capability"] = f"{properties.major}.{properties.minor}"
+        info["memory_gb"] = round(properties.total_memory / 2**30, 1)
+        info["cuda_runtime"] = torch.version.cuda
+        info["driver"] = _nvidia_driver()
+    else:
+        info["name"] = info["cpu"]
+    return info
+
+
+@cache
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
