@@ -1,0 +1,120 @@
+"""The ``asrforge`` command: transcribe files, run the benchmark harness, re-render reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from asrforge.errors import AsrforgeError
+
+FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        return _bench(argv[1:])
+    args = _parser().parse_args(argv)
+    return args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrforge", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    transcribe = commands.add_parser("transcribe", help="transcribe audio files")
+    transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    transcribe.add_argument(
+        "--engine", help="a conf/engine option (default: the benchmark winner, else whisper-tiny-en)"
+    )
+    transcribe.add_argument("--model", help="model preset, local path or hub id for the engine")
+    transcribe.add_argument("--device", help="cpu, cuda, cuda:N (default: auto)")
+    transcribe.add_argument("--plugins", help="comma-separated optimizations, e.g. int8_dynamic,warmup")
+    transcribe.add_argument("--format", default="text", choices=list(FORMAT_EXTENSIONS), dest="response_format")
+    transcribe.add_argument("--language", help="ISO 639-1 code; default: detect")
+    transcribe.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    transcribe.add_argument("--batch-size", type=int, default=1)
+    transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
+    transcribe.set_defaults(run=_transcribe)
+
+    report = commands.add_parser("report", help="re-render reports/<device>/README.md and plots from results.jsonl")
+    report.add_argument("--dir", type=Path, default=Path("reports"), help="the report root (default: reports)")
+    report.set_defaults(run=_report)
+
+    commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
+    return parser
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from asrforge.engines.base import DecodeOptions
+    from asrforge.pipeline import transcribe_paths
+    from asrforge.serving.formats import render
+
+    combination = _combination(args)
+    engine = combination.load()
+    options = DecodeOptions(language=args.language, task=args.task)
+    failures = 0
+    for path, result in transcribe_paths(engine, args.files, options, batch_size=args.batch_size):
+        if isinstance(result, AsrforgeError):
+            print(f"asrforge: {path}: {result}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.response_format == "json":
+            body = json.dumps(
+                {
+                    "file": str(path),
+                    "text": result.text,
+                    "language": result.language,
+                    "duration_s": round(result.duration_s, 3),
+                },
+                ensure_ascii=False,
+            )
+        else:
+            body = render(result, args.response_format, task=args.task).rstrip("\n")
+        if args.output_dir:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            (args.output_dir / f"{path.stem}.{FORMAT_EXTENSIONS[args.response_format]}").write_text(body + "\n")
+        else:
+            print(body, flush=True)
+    return 1 if failures else 0
+
+
+def _combination(args: argparse.Namespace):
+    from asrforge.combination import DEFAULT_ENGINE, Combination
+    from asrforge.experiments.winner import load_winner
+
+    plugins = [name for name in (args.plugins or "").split(",") if name]
+    if args.engine is None and args.plugins is None:
+        winner = load_winner()
+        if winner is not None:
+            if args.model or args.device:
+                winner.engine = {
+                    **winner.engine,
+                    **{k: v for k, v in (("model", args.model), ("device", args.device)) if v},
+                }
+            return winner
+    return Combination.named(args.engine or DEFAULT_ENGINE, plugins, model=args.model, device=args.device)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from asrforge.experiments.report import render_all
+
+    for path in render_all(args.dir):
+        print(path)
+    return 0
+
+
+def _bench(overrides: list[str]) -> int:
+    from asrforge.experiments import bench
+
+    # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
+    sys.argv = ["asrforge bench", *overrides]
+    bench.main()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
