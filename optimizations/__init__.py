@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 
 from asrforge.config import load_option
 from asrforge.optimizations import (  # noqa: F401  (imported to register the plugins)
+    cached_logit_masks,
     cudnn_benchmark,
     eval_mode,
     flash_attention_2,

@@ -21,12 +21,13 @@ _PUNCTUATION = re.compile(r"[^\w']+")
 class Loop:
     start: int  # index of the first unit of the first copy
     period: int  # units per copy
-    repeats: int  # consecutive copies, >= 2
+    repeats: int  # consecutive whole copies, >= 2
+    tail: int = 0  # units of a partial copy that runs to the end of the text (a loop cut off by the token limit)
 
     @property
     def extra_units(self) -> range:
         """Units to delete to keep one copy."""
-        return range(self.start + self.period, self.start + self.period * self.repeats)
+        return range(self.start + self.period, self.start + self.period * self.repeats + self.tail)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def find_loop(keys: list[str], rule: LoopRule = LoopRule()) -> Loop | None:
             while keys[start + repeats * period : start + (repeats + 1) * period] == keys[start : start + period]:
                 repeats += 1
             if repeats >= needed:
-                return Loop(start, period, repeats)
+                end = start + repeats * period
+                tail = n - end if keys[end:] == keys[start : start + n - end] else 0
+                return Loop(start, period, repeats, tail)
     return None
 
 

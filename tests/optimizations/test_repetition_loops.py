@@ -35,3 +35,13 @@ def test_chinese_loops_count_characters():
 def test_loops_spanning_segments_empty_the_repeated_segments():
     segments = ["Hello there."] + ["I don't know."] * 5 + ["Bye."]
     assert cut_loops(segments) == ["Hello there.", "I don't know.", "", "", "", "", "Bye."]
+
+
+def test_a_partial_copy_cut_off_by_the_token_limit_goes_too():
+    text = "the kittens came home. " * 8 + "the kittens"
+    assert cut_loops([text]) == ["the kittens came home."]
+
+
+def test_new_text_that_starts_like_the_loop_is_kept():
+    text = "thank you " * 8 + "thank goodness it ended"
+    assert cut_loops([text]) == ["thank you thank goodness it ended"]
