@@ -30,4 +30,13 @@ def load_engine(config: EngineConfig) -> BaseEngine:
     return engine_class(config.engine)(config)
 
 
-__all__ = ["BaseEngine", "Capabilities", "DecodeOptions", "Engine", "EngineConfig", "ENGINES", "engine_class", "load_engine"]
+__all__ = [
+    "BaseEngine",
+    "Capabilities",
+    "DecodeOptions",
+    "Engine",
+    "EngineConfig",
+    "ENGINES",
+    "engine_class",
+    "load_engine",
+]
