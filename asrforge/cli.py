@@ -7,8 +7,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from asrforge.errors import AsrforgeError
+from asrforge.errors import AsrforgeError, ConfigError, RefusedCombinationError
+from asrforge.quiet import quiet_third_party
+
+if TYPE_CHECKING:
+    from asrforge.combination import Combination
 
 FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
 
@@ -18,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "bench":
         return _bench(argv[1:])
     args = _parser().parse_args(argv)
+    quiet_third_party()
     return args.run(args)
 
 
@@ -53,8 +59,17 @@ def _transcribe(args: argparse.Namespace) -> int:
     from asrforge.pipeline import transcribe_paths
     from asrforge.serving.formats import render
 
-    combination = _combination(args)
-    engine = combination.load()
+    try:
+        combination, source = _combination(args)
+        engine = combination.load()
+    except RefusedCombinationError as refusal:
+        print(f"asrforge: refused: {refusal.reason}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"asrforge: {error}", file=sys.stderr)
+        return 2
+    plugins = ", ".join(engine.applied_plugins) or "no plugins"
+    print(f"asrforge: {engine.name} {engine.model_name} on {engine.device} with {plugins} ({source})", file=sys.stderr)
     options = DecodeOptions(language=args.language, task=args.task)
     failures = 0
     for path, result in transcribe_paths(engine, args.files, options, batch_size=args.batch_size):
@@ -82,21 +97,20 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _combination(args: argparse.Namespace):
+def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
+    """The combination to run and where it came from: explicit options, else the benchmark winner, else the default."""
     from asrforge.combination import DEFAULT_ENGINE, Combination
     from asrforge.experiments.winner import load_winner
 
-    plugins = [name for name in (args.plugins or "").split(",") if name]
     if args.engine is None and args.plugins is None:
         winner = load_winner()
         if winner is not None:
-            if args.model or args.device:
-                winner.engine = {
-                    **winner.engine,
-                    **{k: v for k, v in (("model", args.model), ("device", args.device)) if v},
-                }
-            return winner
-    return Combination.named(args.engine or DEFAULT_ENGINE, plugins, model=args.model, device=args.device)
+            overrides = {key: value for key, value in (("model", args.model), ("device", args.device)) if value}
+            winner.engine = {**winner.engine, **overrides}
+            return winner, "benchmark winner"
+    plugins = [name for name in (args.plugins or "").split(",") if name]
+    source = "command line" if args.engine or args.plugins else "embedded default"
+    return Combination.named(args.engine or DEFAULT_ENGINE, plugins, model=args.model, device=args.device), source
 
 
 def _report(args: argparse.Namespace) -> int:

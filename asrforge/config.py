@@ -8,6 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from asrforge.errors import ConfigError
+
 CONFIG_MODULE = "asrforge.conf"
 
 
@@ -24,7 +26,7 @@ def load_option(group: str, name: str) -> DictConfig:
     """One option of a config group, e.g. ``load_option("engine", "whisper-tiny-en")``."""
     path = conf_dir() / group / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"no {group} config named {name!r} (known: {', '.join(group_options(group))})")
+        raise ConfigError(f"no {group} config named {name!r} (known: {', '.join(group_options(group))})")
     return OmegaConf.load(path)
 
 

@@ -19,3 +19,7 @@ class RefusedCombinationError(AsrforgeError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class ConfigError(AsrforgeError, ValueError):
+    """A config names something that does not exist (an engine or plugin option, a model preset)."""

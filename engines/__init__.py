@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 
 from asrforge.engines.base import BaseEngine, Capabilities, DecodeOptions, Engine, EngineConfig
+from asrforge.errors import ConfigError
 
 # name -> "module:class"; the config dataclass of each engine names it in its ``engine`` ClassVar.
 ENGINES: dict[str, str] = {
@@ -21,7 +22,7 @@ def engine_class(name: str) -> type[BaseEngine]:
     try:
         module_name, class_name = ENGINES[name].split(":")
     except KeyError:
-        raise ValueError(f"unknown engine {name!r} (known: {', '.join(sorted(ENGINES))})") from None
+        raise ConfigError(f"unknown engine {name!r} (known: {', '.join(sorted(ENGINES))})") from None
     return getattr(importlib.import_module(module_name), class_name)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from hydra.utils import instantiate
 
 from asrforge.config import load_option
+from asrforge.errors import ConfigError
 from asrforge.optimizations import (  # noqa: F401  (imported to register the plugins)
     cached_logit_masks,
     cudnn_benchmark,
@@ -42,7 +43,7 @@ from asrforge.optimizations.base import (
 def make_plugin(name: str, settings: Mapping[str, Any] | None = None) -> Plugin:
     """Build plugin ``name`` from ``settings[name]`` if given, else from its packaged config file."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown optimization {name!r} (known: {', '.join(sorted(REGISTRY))})")
+        raise ConfigError(f"unknown optimization {name!r} (known: {', '.join(sorted(REGISTRY))})")
     node = settings.get(name) if settings is not None else None
     if node is None:
         node = load_option("optimizations", name)[name]
