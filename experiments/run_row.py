@@ -299,7 +299,9 @@ def _child_main() -> None:
         out.flush()
 
     from asrforge.errors import RefusedCombinationError
+    from asrforge.quiet import quiet_third_party
 
+    quiet_third_party()
     try:
         result = measure(RowSpec(**json.loads(sys.stdin.read())), emit)
     except RefusedCombinationError as exc:
