@@ -36,7 +36,7 @@ class Warmup(Plugin):
     requires = Requirements(engines=None)
 
     audio: Sequence[str] = ()  # files; empty = representative clips of the dev set
-    calls: int = 2  # per clip and batch size
+    calls: int = 1  # per clip and batch size
     batch_sizes: Sequence[int] = (1,)
 
     def clip_paths(self) -> list[Path]:
