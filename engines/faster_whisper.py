@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from asrforge.cpu import cpu_quota
 from asrforge.engines.base import SAMPLE_RATE, BaseEngine, Capabilities, DecodeOptions, EngineConfig
 from asrforge.engines.whisper_ct2 import PRESETS, ct2_model_dir
 from asrforge.timing import StageTimer
@@ -30,7 +31,7 @@ class FasterWhisperConfig(EngineConfig):
     engine: ClassVar[str] = "faster_whisper"
     model: str = "tiny.en"
     beam_size: int = 1  # greedy, as the whisper rows; a request's own DecodeOptions.beam_size (if not 1) wins
-    cpu_threads: int = 0  # 0 = CTranslate2's default (OMP_NUM_THREADS, else 4)
+    cpu_threads: int = 0  # 0 = the CPU quota of this process (CTranslate2's own default oversubscribes containers)
     condition_on_previous_text: bool = False
 
     def resolved_dtype(self) -> str:
@@ -54,7 +55,7 @@ class FasterWhisperEngine(BaseEngine):
             device=device,
             device_index=int(index or 0),
             compute_type=self.dtype,
-            cpu_threads=config.cpu_threads,
+            cpu_threads=config.cpu_threads or cpu_quota(),
             local_files_only=True,
         )
         self.eot = self.whisper.hf_tokenizer.token_to_id("<|endoftext|>")

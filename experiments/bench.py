@@ -78,6 +78,8 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
         },
     )
     rows = matrix_rows.expand(cfg.matrix)
+    # A matrix can turn the automatic combination off (its explicit combos already cover what was measured best).
+    auto_combine = bool(cfg.matrix.get("auto_combine", cfg.bench.auto_combine))
     console.print(
         f"asrforge bench: run {run_id}, {len(rows)} rows, {dataset.name} ({len(dataset)} files), device {key}"
     )
@@ -85,12 +87,12 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        rows_task = progress.add_task("rows", total=len(rows) + int(cfg.bench.auto_combine))
+        rows_task = progress.add_task("rows", total=len(rows) + int(auto_combine))
         files_task = progress.add_task("files", total=len(dataset) * cfg.bench.passes)
         for row in rows:
             records.append(_run_row(ctx, row, progress, files_task))
             progress.advance(rows_task)
-        if cfg.bench.auto_combine:
+        if auto_combine:
             best = matrix_rows.auto_best(
                 rows,
                 records,

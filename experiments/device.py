@@ -12,7 +12,7 @@ from importlib import metadata
 
 import torch
 
-from asrforge.optimizations.threads import cpu_quota
+from asrforge.cpu import cpu_quota
 
 # Versions that change inference speed or output; recorded with every result.
 VERSIONED_PACKAGES = ("asrforge", "torch", "transformers", "faster-whisper", "ctranslate2", "torchao", "numpy")

@@ -12,11 +12,15 @@ SINGLES = [Row(name, (name,)) for name in ("int8_dynamic", "sdpa", "torch_compil
 ROWS = [Row("faster-whisper-int8", engine="faster-whisper-tiny-en", reference=True), Row("baseline"), *SINGLES]
 
 
-def test_cpu_matrix_has_the_peer_the_baseline_and_every_plugin_alone():
-    rows = expand(load_option("matrix", "cpu"))
+def test_cpu_matrix_has_the_peer_the_baseline_every_plugin_alone_and_its_combinations():
+    matrix = load_option("matrix", "cpu")
+    rows = expand(matrix)
     assert rows[0].reference and rows[0].engine == "faster-whisper-tiny-en"
     assert rows[1] == Row("baseline")
-    assert {row.plugins for row in rows[2:]} == {(name,) for name in REGISTRY}
+    singles = [row for row in rows[2:] if len(row.plugins) == 1]
+    assert {row.plugins for row in singles} == {(name,) for name in REGISTRY}
+    combos = [row for row in rows[2:] if len(row.plugins) > 1]
+    assert [row.name for row in combos] == [combo.name for combo in matrix.combos]
 
 
 def test_every_matrix_names_known_plugins_and_engines():

@@ -55,7 +55,7 @@ def test_eval_mode_switches_to_inference_mode_and_keeps_the_transcript(clips, re
 
 
 def test_threads_sizes_the_pool_to_the_cpu_quota_and_keeps_the_transcript(clips, reference):
-    from asrforge.optimizations.threads import cpu_quota
+    from asrforge.cpu import cpu_quota
 
     engine = load(["threads"])
     assert torch.get_num_threads() == cpu_quota()
