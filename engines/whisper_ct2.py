@@ -178,15 +178,18 @@ def to_transformers_state_dict(variables: dict[str, np.ndarray]) -> dict[str, np
         linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
         linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
 
+    def self_attention(dst: str, src: str) -> None:
+        layer_norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+        fused(f"{dst}.self_attn", f"{src}/self_attention/linear_0", ("q_proj", "k_proj", "v_proj"))
+        linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
+
     enc, dec = "model.encoder", "model.decoder"
     linear(f"{enc}.conv1", "encoder/conv1")
     linear(f"{enc}.conv2", "encoder/conv2")
     put(f"{enc}.embed_positions.weight", variables["encoder/position_encodings/encodings"])
     for i in range(_count_layers(variables, "encoder")):
         dst, src = f"{enc}.layers.{i}", f"encoder/layer_{i}"
-        layer_norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
-        fused(f"{dst}.self_attn", f"{src}/self_attention/linear_0", ("q_proj", "k_proj", "v_proj"))
-        linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
+        self_attention(dst, src)
         ffn(dst, src)
     layer_norm(f"{enc}.layer_norm", "encoder/layer_norm")
 
@@ -194,9 +197,7 @@ def to_transformers_state_dict(variables: dict[str, np.ndarray]) -> dict[str, np
     put(f"{dec}.embed_positions.weight", variables["decoder/position_encodings/encodings"])
     for i in range(_count_layers(variables, "decoder")):
         dst, src = f"{dec}.layers.{i}", f"decoder/layer_{i}"
-        layer_norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
-        fused(f"{dst}.self_attn", f"{src}/self_attention/linear_0", ("q_proj", "k_proj", "v_proj"))
-        linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
+        self_attention(dst, src)
         layer_norm(f"{dst}.encoder_attn_layer_norm", f"{src}/attention/layer_norm")
         linear(f"{dst}.encoder_attn.q_proj", f"{src}/attention/linear_0")
         fused(f"{dst}.encoder_attn", f"{src}/attention/linear_1", ("k_proj", "v_proj"))
