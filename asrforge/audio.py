@@ -61,6 +61,20 @@ def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE) -> np.ndarra
     return samples
 
 
+def probe_duration(source: AudioSource) -> float | None:
+    """The duration a file's header declares, without decoding it; None when unknown or unreadable."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    declared = _wav_declared_duration(source)
+    if declared is not None:
+        return declared
+    try:
+        with av.open(source, mode="r", metadata_errors="ignore") as container:
+            return _declared_duration(container, container.streams.audio[0]) if container.streams.audio else None
+    except (av.FFmpegError, ValueError, OSError):
+        return None
+
+
 def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream, sample_rate: int) -> np.ndarray:
     # Converts the sample format only (layout and rate kept): downmix is an average we do ourselves, and
     # resampling is soxr's, which is both faster and of higher quality than libswresample's default.

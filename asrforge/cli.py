@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         return _bench(argv[1:])
+    if argv and argv[0] == "serve":
+        # Before torch starts its thread pool: in a server, OpenMP workers that spin while waiting steal the core
+        # the event loop, the VAD and the audio decoding need (measured: a decode 4x slower under that contention).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from asrforge.serving.run import main as serve
+
+        quiet_third_party()
+        return serve(argv[1:])
     args = _parser().parse_args(argv)
     quiet_third_party()
     return args.run(args)
@@ -51,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
+    commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
     return parser
 
 
@@ -98,19 +108,10 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
-    """The combination to run and where it came from: explicit options, else the benchmark winner, else the default."""
-    from asrforge.combination import DEFAULT_ENGINE, Combination
-    from asrforge.experiments.winner import load_winner
+    from asrforge.combination import Combination
 
-    if args.engine is None and args.plugins is None:
-        winner = load_winner()
-        if winner is not None:
-            overrides = {key: value for key, value in (("model", args.model), ("device", args.device)) if value}
-            winner.engine = {**winner.engine, **overrides}
-            return winner, "benchmark winner"
-    plugins = [name for name in (args.plugins or "").split(",") if name]
-    source = "command line" if args.engine or args.plugins else "embedded default"
-    return Combination.named(args.engine or DEFAULT_ENGINE, plugins, model=args.model, device=args.device), source
+    plugins = [name for name in args.plugins.split(",") if name] if args.plugins is not None else None
+    return Combination.resolve(args.engine, plugins, model=args.model, device=args.device)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -37,6 +37,38 @@ class Combination:
         node.update({key: value for key, value in engine_overrides.items() if value is not None})
         return cls(engine=node, plugins=list(plugins))
 
+    @classmethod
+    def resolve(
+        cls,
+        engine: str | Mapping[str, Any] | None = None,
+        plugins: Sequence[str] | None = None,
+        model: str | None = None,
+        device: str | None = None,
+        winner_file: str | None = None,
+    ) -> tuple[Combination, str]:
+        """What to run and why: explicit choices, else this device's benchmark winner, else the embedded default.
+
+        ``engine`` is a conf/engine option name or an engine config node.
+
+        ``model``/``device`` override the engine config in every case (the winner's plugins still apply).
+        """
+        from asrforge.experiments.winner import load_winner
+
+        if engine is None and plugins is None:
+            winner = load_winner(path=winner_file)
+            if winner is not None:
+                winner.engine = {**winner.engine, **{k: v for k, v in (("model", model), ("device", device)) if v}}
+                return winner, "benchmark winner"
+        source = "command line" if engine or plugins else "embedded default"
+        if isinstance(engine, Mapping):  # an engine config node already composed (a Hydra app's `engine=` group)
+            node = {**engine, **{k: v for k, v in (("model", model), ("device", device)) if v}}
+            return cls(engine=node, plugins=list(plugins or ())), source
+        return cls.named(engine or DEFAULT_ENGINE, list(plugins or ()), model=model, device=device), source
+
+    @property
+    def model_name(self) -> str:
+        return str(self.engine["model"])
+
     def engine_config(self) -> EngineConfig:
         node = self.engine if isinstance(self.engine, DictConfig) else OmegaConf.create(dict(self.engine))
         return instantiate(node, _convert_="all")

@@ -1,0 +1,296 @@
+"""One realtime transcription session: PCM16 frames in, VAD-delimited utterances, partial and final transcripts out.
+
+The WebSocket router feeds frames and control messages; this class owns the audio, the streaming VAD and the
+order of outgoing events (docs/realtime.md describes the protocol). Audio goes from a frame's bytes to a NumPy
+int16 view (``np.frombuffer``, no copy) and is converted once, straight into the session's float32 buffer.
+
+Partial transcripts re-decode the utterance so far and send only the words two consecutive hypotheses agree on
+(local agreement, as whisper_streaming does), so a delta is never taken back; the final transcript of an
+utterance is one decode of all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soxr
+from starlette.concurrency import run_in_threadpool
+
+from asrforge.engines.base import SAMPLE_RATE, DecodeOptions
+from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
+from asrforge.serving.settings import RealtimeSettings
+from asrforge.serving.vad import SpeechDetector, VADEvent
+
+Event = dict[str, Any]
+_PCM16_SCALE = np.float32(1 / 32768)
+_KEEP_BEFORE_SPEECH_S = 1.0  # audio kept while silent, so a speech start padded backwards still finds its samples
+
+
+class ProtocolError(ValueError):
+    """A client message the session cannot take; sent back as an ``error`` event, the session goes on."""
+
+
+@dataclass
+class _Utterance:
+    item_id: str
+    start: int  # absolute sample index in the session's stream
+    agreed: list[str] = field(default_factory=list)  # words already sent as deltas
+    last_hypothesis: list[str] = field(default_factory=list)
+    partial_in_flight: bool = False
+    finished: bool = False
+
+
+class AudioBuffer:
+    """The session's recent audio as one growing float32 array, addressed by absolute sample index."""
+
+    def __init__(self, capacity: int):
+        self._data = np.empty(capacity, dtype=np.float32)
+        self.base = 0  # absolute index of _data[0]
+        self.length = 0
+
+    @property
+    def end(self) -> int:
+        return self.base + self.length
+
+    def append_pcm16(self, pcm: np.ndarray) -> np.ndarray:
+        """Write int16 samples as float32 into the buffer (the only conversion); returns the written view."""
+        return self._write(pcm.size, lambda out: np.multiply(pcm, _PCM16_SCALE, out=out, casting="unsafe"))
+
+    def append_float(self, samples: np.ndarray) -> np.ndarray:
+        return self._write(samples.size, lambda out: np.copyto(out, samples))
+
+    def view(self, start: int, end: int) -> np.ndarray:
+        return self._data[max(start, self.base) - self.base : min(end, self.end) - self.base]
+
+    def forget_before(self, index: int) -> None:
+        drop = min(max(0, index - self.base), self.length)
+        if drop:
+            # Moves the kept tail to the front: decodes get copies (RealtimeSession._snapshot), never views.
+            self._data[: self.length - drop] = self._data[drop : self.length]
+            self.base += drop
+            self.length -= drop
+
+    def _write(self, size: int, fill: Callable[[np.ndarray], object]) -> np.ndarray:
+        if self.length + size > self._data.size:
+            grown = np.empty(max(2 * self._data.size, self.length + size), dtype=np.float32)
+            grown[: self.length] = self._data[: self.length]
+            self._data = grown
+        out = self._data[self.length : self.length + size]
+        fill(out)
+        self.length += size
+        return out
+
+
+class RealtimeSession:
+    def __init__(
+        self,
+        scheduler: InferenceScheduler,
+        detector: SpeechDetector,
+        settings: RealtimeSettings,
+        sample_rate: int,
+        send: Callable[[Event], Awaitable[None]],
+    ):
+        self.scheduler = scheduler
+        self.settings = settings
+        self.sample_rate = sample_rate
+        self.session_id = f"sess_{uuid.uuid4().hex[:20]}"
+        self.options = DecodeOptions()
+        self._send = send
+        self._vad = detector.stream()
+        self._resampler = (
+            soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32") if sample_rate != SAMPLE_RATE else None
+        )
+        self._audio = AudioBuffer(int((settings.max_utterance_s + 2 * _KEEP_BEFORE_SPEECH_S) * SAMPLE_RATE))
+        self._vad_position = 0  # absolute index up to which the VAD has seen the audio
+        self._vad_offset = 0  # absolute index of the VAD's sample 0 (it restarts at 0 after a clear)
+        self._tick = int(settings.buffer_ms * SAMPLE_RATE / 1000)
+        self._utterance: _Utterance | None = None
+        self._items = itertools.count(1)
+        self._previous_item: str | None = None
+        self._outbox: asyncio.Queue[Awaitable[list[Event]] | list[Event]] = asyncio.Queue()
+        self._futures: list[asyncio.Future] = []
+        self._sender = asyncio.create_task(self._send_in_order())
+
+    # ---- input --------------------------------------------------------------------------------------------
+    def created_event(self) -> Event:
+        return {
+            "type": "transcription_session.created",
+            "session": {
+                "id": self.session_id,
+                "object": "realtime.transcription_session",
+                "input_audio_format": "pcm16",
+                "sample_rate": self.sample_rate,
+                "turn_detection": {"type": "server_vad", "buffer_ms": self.settings.buffer_ms},
+                "partials": self.settings.partials,
+            },
+        }
+
+    async def add_pcm16(self, frame: bytes | bytearray | memoryview) -> None:
+        if len(frame) % 2:
+            raise ProtocolError(f"a PCM16 frame has an even number of bytes; got {len(frame)}")
+        pcm = np.frombuffer(frame, dtype="<i2")  # a view of the frame's bytes
+        if self._resampler is None:
+            self._audio.append_pcm16(pcm)
+        else:
+            self._audio.append_float(self._resampler.resample_chunk(pcm.astype(np.float32) * _PCM16_SCALE))
+        if self._audio.end - self._vad_position >= self._tick:
+            await self._run_vad()
+
+    async def commit(self, client_event_id: str | None = None) -> None:
+        """Finish the utterance in progress now (the client's end of input or end of turn). The ``committed``
+        event that answers carries ``client_event_id``, so the client can tell it from VAD-made ones."""
+        await self._run_vad(final=True)
+        if self._utterance is None:
+            ack = {"type": "input_audio_buffer.committed", "item_id": None, "client_event_id": client_event_id}
+            await self._outbox.put([ack])
+        else:
+            self._finish(self._audio.end, client_event_id=client_event_id, by_client=True)
+
+    def clear(self) -> None:
+        """Drop buffered audio and any utterance in progress (no transcript for it)."""
+        if self._utterance is not None:
+            self._utterance.finished = True
+            self._utterance = None
+        self._audio.forget_before(self._audio.end)
+        self._vad.reset()
+        self._vad_offset = self._vad_position = self._audio.end
+
+    def update(self, session: dict[str, Any]) -> Event:
+        language = (session.get("input_audio_transcription") or {}).get("language") or session.get("language")
+        prompt = (session.get("input_audio_transcription") or {}).get("prompt") or session.get("prompt")
+        self.options = DecodeOptions(language=language or None, prompt=prompt or None)
+        self.scheduler.engine.check_options(self.options)
+        return {"type": "transcription_session.updated", "session": {**self.created_event()["session"]}}
+
+    async def close(self) -> None:
+        """The client is gone: drop queued decodes and stop sending."""
+        cancel(self._futures)
+        self._sender.cancel()
+        await asyncio.gather(self._sender, return_exceptions=True)
+
+    async def drained(self) -> None:
+        """Wait until every event queued so far has been sent."""
+        await self._outbox.join()
+
+    # ---- VAD and utterances -------------------------------------------------------------------------------
+    async def _run_vad(self, final: bool = False) -> None:
+        new = self._audio.view(self._vad_position, self._audio.end)
+        self._vad_position = self._audio.end
+        events: list[VADEvent] = await run_in_threadpool(self._vad.feed, new) if new.size else []
+        if final:
+            events += self._vad.flush()
+        for event in events:
+            sample = event.sample + self._vad_offset
+            if event.kind == "speech_started" and self._utterance is None:
+                self._start(sample)
+            elif event.kind == "speech_stopped" and self._utterance is not None:
+                self._finish(min(sample, self._audio.end))
+        utterance = self._utterance
+        if utterance is None:
+            self._audio.forget_before(self._audio.end - int(_KEEP_BEFORE_SPEECH_S * SAMPLE_RATE))
+            return
+        if self._audio.end - utterance.start >= self.settings.max_utterance_s * SAMPLE_RATE:
+            end = self._audio.end
+            self._finish(end)
+            self._start(end)  # speech goes on: a new item continues it
+        elif self.settings.partials and not utterance.partial_in_flight and not final:
+            self._partial(utterance)
+
+    def _start(self, sample: int) -> None:
+        item_id = f"item_{next(self._items):04d}"
+        self._utterance = _Utterance(item_id, max(sample, self._audio.base))
+        ms = round(self._utterance.start * 1000 / SAMPLE_RATE)
+        self._outbox.put_nowait(
+            [{"type": "input_audio_buffer.speech_started", "audio_start_ms": ms, "item_id": item_id}]
+        )
+
+    def _finish(self, sample: int, client_event_id: str | None = None, by_client: bool = False) -> None:
+        utterance, self._utterance = self._utterance, None
+        utterance.finished = True
+        audio = self._snapshot(utterance.start, sample)
+        item_id = utterance.item_id
+        stopped = [
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": round(sample * 1000 / SAMPLE_RATE),
+                "item_id": item_id,
+            },
+            {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": self._previous_item},
+        ]
+        if by_client:
+            stopped[-1]["client_event_id"] = client_event_id
+        self._previous_item = item_id
+        self._outbox.put_nowait(stopped)
+        future = self._decode(audio)
+        self._outbox.put_nowait(self._completed(utterance, future))
+        self._audio.forget_before(sample)
+
+    def _partial(self, utterance: _Utterance) -> None:
+        utterance.partial_in_flight = True
+        future = self._decode(self._snapshot(utterance.start, self._audio.end))
+        self._outbox.put_nowait(self._delta(utterance, future))
+
+    def _snapshot(self, start: int, end: int) -> np.ndarray:
+        # A copy: the buffer shifts its contents when it forgets old audio, while the decode may still be queued.
+        return self._audio.view(start, end).copy()
+
+    def _decode(self, audio: np.ndarray) -> asyncio.Future:
+        (future,) = self.scheduler.submit([audio], self.options, Priority.REALTIME)
+        self._futures = [f for f in self._futures if not f.done()] + [future]
+        return future
+
+    async def _delta(self, utterance: _Utterance, future: asyncio.Future) -> list[Event]:
+        transcript = await future
+        utterance.partial_in_flight = False
+        if utterance.finished:
+            return []  # the final transcript is on its way; a late partial would only repeat it
+        words = transcript.text.split()
+        agreed = _common_prefix(utterance.last_hypothesis, words)
+        utterance.last_hypothesis = words
+        new = agreed[len(utterance.agreed) :] if agreed[: len(utterance.agreed)] == utterance.agreed else []
+        if not new:
+            return []
+        text = " ".join(new)
+        delta = text if not utterance.agreed else " " + text
+        utterance.agreed += new
+        return [{"type": "conversation.item.input_audio_transcription.delta", "item_id": utterance.item_id,
+                 "content_index": 0, "delta": delta}]  # fmt: skip
+
+    async def _completed(self, utterance: _Utterance, future: asyncio.Future) -> list[Event]:
+        transcript = await future
+        return [{"type": "conversation.item.input_audio_transcription.completed", "item_id": utterance.item_id,
+                 "content_index": 0, "transcript": transcript.text}]  # fmt: skip
+
+    # ---- output -------------------------------------------------------------------------------------------
+    async def _send_in_order(self) -> None:
+        while True:
+            entry = await self._outbox.get()
+            try:
+                events = await entry if not isinstance(entry, list) else entry
+                for event in events:
+                    await self._send(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a failed decode is reported; the session goes on
+                await self._send(error_event(str(error), "decode_failed"))
+            finally:
+                self._outbox.task_done()
+
+
+def error_event(message: str, code: str, type: str = "invalid_request_error") -> Event:
+    return {"type": "error", "error": {"type": type, "code": code, "message": message}}
+
+
+def _common_prefix(a: list[str], b: list[str]) -> list[str]:
+    prefix = []
+    for left, right in zip(a, b, strict=False):
+        if left != right:
+            break
+        prefix.append(left)
+    return prefix

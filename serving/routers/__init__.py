@@ -1,0 +1,1 @@
+"""One router per endpoint family: audio (transcriptions, translations), realtime (WebSocket), system."""

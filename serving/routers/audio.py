@@ -1,0 +1,195 @@
+"""``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``, as OpenAI defines them (multipart form)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse
+from starlette.datastructures import State
+
+from asrforge.engines.base import BaseEngine, DecodeOptions
+from asrforge.errors import AsrforgeError
+from asrforge.serving.auth import require_api_key
+from asrforge.serving.errors import APIError, error_responses
+from asrforge.serving.formats import MEDIA_TYPES, ResponseFormat, render
+from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
+from asrforge.serving.service import StreamJob, TranscriptionService
+
+router = APIRouter(prefix="/v1/audio", tags=["audio"], dependencies=[Depends(require_api_key)])
+
+TRANSCRIPTION_FIELDS = frozenset(
+    {"file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
+     "timestamp_granularities", "stream", "chunking_strategy"}
+)  # fmt: skip
+TRANSLATION_FIELDS = frozenset({"file", "model", "prompt", "response_format", "temperature"})
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+ERRORS = error_responses(400, 401, 404, 413, 429, 503, 504)
+
+FileField = Annotated[
+    UploadFile, File(description="Audio in any format FFmpeg reads: flac, mp3, mp4, m4a, ogg/opus, wav, webm, ...")
+]
+ModelField = Annotated[str, Form(description="The served model's id, or an alias such as whisper-1 (GET /v1/models)")]
+PromptField = Annotated[str | None, Form(description="Text to guide the model's style or continue earlier audio")]
+FormatField = Annotated[ResponseFormat, Form(description="json, text, srt, verbose_json or vtt")]
+TemperatureField = Annotated[float, Form(ge=0, le=1, description="0 = greedy decoding")]
+
+
+@router.post(
+    "/transcriptions",
+    summary="Transcribe audio",
+    response_model=None,
+    responses={**TRANSCRIPTION_RESPONSES, **ERRORS},
+)
+async def create_transcription(
+    request: Request,
+    file: FileField,
+    model: ModelField,
+    language: Annotated[str | None, Form(description="ISO-639-1 code of the speech; default: detected")] = None,
+    prompt: PromptField = None,
+    response_format: FormatField = "json",
+    temperature: TemperatureField = 0.0,
+    timestamp_granularities: Annotated[
+        list[Literal["word", "segment"]] | None,
+        Form(alias="timestamp_granularities[]", description="segment and/or word (word needs verbose_json)"),
+    ] = None,
+    stream: Annotated[bool, Form(description="Server-sent events: a delta per finished chunk, then done")] = False,
+    chunking_strategy: Annotated[
+        str | None, Form(description='"auto" or a server_vad object; the server always cuts long audio at silences')
+    ] = None,
+) -> Response:
+    started = time.perf_counter()
+    await _reject_unknown_fields(request, TRANSCRIPTION_FIELDS)
+    granularities = set(timestamp_granularities or ["segment"])
+    if "word" in granularities and response_format != "verbose_json":
+        raise APIError(
+            400, "timestamp_granularities[]=word requires response_format=verbose_json", param="timestamp_granularities"
+        )
+    _check_chunking_strategy(chunking_strategy)
+    options = DecodeOptions(
+        language=_language(language),
+        prompt=prompt or None,
+        temperature=temperature,
+        word_timestamps="word" in granularities,
+    )
+    return await _respond(request, file, model, options, response_format, stream, "transcriptions", started)
+
+
+@router.post(
+    "/translations",
+    summary="Translate audio into English text",
+    response_model=None,
+    responses={**TRANSCRIPTION_RESPONSES, **ERRORS},
+)
+async def create_translation(
+    request: Request,
+    file: FileField,
+    model: ModelField,
+    prompt: PromptField = None,
+    response_format: FormatField = "json",
+    temperature: TemperatureField = 0.0,
+) -> Response:
+    started = time.perf_counter()
+    await _reject_unknown_fields(request, TRANSLATION_FIELDS)
+    options = DecodeOptions(task="translate", prompt=prompt or None, temperature=temperature)
+    return await _respond(request, file, model, options, response_format, False, "translations", started)
+
+
+async def _respond(
+    request: Request,
+    file: UploadFile,
+    model: str,
+    options: DecodeOptions,
+    response_format: str,
+    stream: bool,
+    endpoint: str,
+    started: float,
+) -> Response:
+    state = request.app.state
+    service: TranscriptionService = state.service
+    engine = await service.with_timeout(service.scheduler.wait_ready())
+    _check_model(model, state.served_models)
+    _check_options(engine, options)
+    audio = await service.decode(await file.read())
+    if stream:
+        job = await service.start_stream(audio, options)
+        return EventSourceResponse(_events(state, job, endpoint, started), ping=15, send_timeout=30)
+    transcript = await service.with_timeout(service.transcribe(audio, options))
+    body = render(transcript, response_format, task=options.task)
+    state.metrics.request_latency.labels(endpoint, "200").observe(time.perf_counter() - started)
+    return Response(body, media_type=MEDIA_TYPES[response_format])
+
+
+async def _events(state: State, job: StreamJob, endpoint: str, started: float) -> AsyncIterator[dict]:
+    """SSE data lines as OpenAI sends them: a delta per finished chunk, then done with the whole text. A failure
+    after the stream started becomes an OpenAI error event (the ``openai`` client raises it as ``APIError``)."""
+    texts: list[str] = []
+    try:
+        async with asyncio.timeout(state.settings.limits.request_timeout_s):
+            async for piece in job:
+                if piece.text:
+                    yield {
+                        "data": TextDeltaEvent(delta=piece.text if not texts else " " + piece.text).model_dump_json()
+                    }
+                    texts.append(piece.text)
+    except (AsrforgeError, TimeoutError) as error:
+        message = str(error) or f"the request took longer than {state.settings.limits.request_timeout_s:g} s"
+        yield {"data": json.dumps({"type": "error", "error": {"message": message, "type": "server_error"}})}
+        return
+    finally:
+        job.cancel()
+    usage = DurationUsage(seconds=round(job.audio.duration_s, 3))
+    yield {"data": TextDoneEvent(text=" ".join(texts), usage=usage).model_dump_json()}
+    state.metrics.request_latency.labels(endpoint + "_stream", "200").observe(time.perf_counter() - started)
+
+
+async def _reject_unknown_fields(request: Request, known: frozenset[str]) -> None:
+    form = await request.form()  # already parsed (and cached) by FastAPI for the declared fields
+    unknown = sorted(set(form.keys()) - known)
+    if unknown:
+        raise APIError(400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0])
+
+
+def _check_model(model: str, served: frozenset[str]) -> None:
+    if model not in served:
+        raise APIError(
+            404,
+            f"The model '{model}' does not exist or is not served here (served: {', '.join(sorted(served))}).",
+            param="model",
+            code="model_not_found",
+        )
+
+
+def _check_options(engine: BaseEngine, options: DecodeOptions) -> None:
+    """Refuse what the model cannot do before the audio is decoded (the engine would refuse it later anyway)."""
+    if options.word_timestamps and not engine.capabilities.word_timestamps:
+        raise APIError(400, f"{engine.model_name} cannot give word timestamps", param="timestamp_granularities")
+    engine.check_options(options)
+
+
+def _language(language: str | None) -> str | None:
+    if not language:
+        return None
+    code = language.strip().lower()
+    if not _LANGUAGE_CODE.match(code):
+        raise APIError(
+            400, f"Invalid language '{language}': expected an ISO-639-1 code such as 'en'.", param="language"
+        )
+    return code
+
+
+def _check_chunking_strategy(value: str | None) -> None:
+    if value is None or value == "auto":
+        return
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or parsed.get("type") != "server_vad":
+        raise APIError(400, "chunking_strategy must be 'auto' or a server_vad object", param="chunking_strategy")

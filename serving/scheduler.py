@@ -1,0 +1,286 @@
+"""One inference executor that owns the model, fed by a priority queue with dynamic batching.
+
+Every decode in the server goes through here: a single dedicated thread loads the engine, warms it up, then takes
+the most urgent queued chunk (realtime before SSE streams before plain HTTP), adds queued chunks with the same
+decode options up to ``max_batch_size`` (waiting at most ``max_batch_wait_ms`` for the batch to fill), decodes them
+in one ``engine.transcribe`` call and resolves each chunk's asyncio future on its own event loop. There is no lock
+or semaphore around the model for requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the
+caching allocator keeps its blocks for the next batch.
+
+A request that goes away (client disconnect, timeout) cancels its futures; the executor skips cancelled chunks
+still in the queue, so abandoned work costs nothing more than what is already running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
+from asrforge.errors import AsrforgeError
+from asrforge.serving.metrics import ServerMetrics
+from asrforge.serving.settings import SchedulerSettings
+from asrforge.transcript import Transcript
+
+log = logging.getLogger(__name__)
+
+
+class Priority(IntEnum):
+    REALTIME = 0  # WebSocket sessions: a person is waiting on every partial
+    STREAM = 1  # stream=true HTTP: deltas go out as chunks finish
+    BATCH = 2  # plain HTTP requests
+
+
+class QueueFullError(AsrforgeError):
+    """The queue holds ``max_queue`` chunks; the server answers 429 with ``retry_after_s``."""
+
+    def __init__(self, retry_after_s: int):
+        super().__init__(f"the server is at capacity; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class NotReadyError(AsrforgeError):
+    """The engine failed to load; every request gets this reason."""
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    audio: np.ndarray = field(compare=False)
+    options: DecodeOptions = field(compare=False)
+    future: asyncio.Future = field(compare=False)
+    loop: asyncio.AbstractEventLoop = field(compare=False)
+    group: int | None = field(default=None, compare=False)  # a streamed request: one of its chunks per batch
+
+
+EngineSource = BaseEngine | Callable[[], BaseEngine]
+
+
+class InferenceScheduler:
+    def __init__(
+        self,
+        engine: EngineSource,
+        settings: SchedulerSettings | None = None,
+        metrics: ServerMetrics | None = None,
+        warmup: bool = True,
+    ):
+        self._engine_source = engine
+        self.engine: BaseEngine | None = engine if isinstance(engine, BaseEngine) else None
+        self.settings = settings or SchedulerSettings()
+        self.metrics = metrics or ServerMetrics()
+        self._warmup = warmup
+        self._queue: list[_Job] = []
+        self._seq = itertools.count()
+        self._wakeup = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._ready_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self.load_error: str | None = None
+        self.chunk_seconds_ema = 0.5  # engine seconds per chunk, for Retry-After; updated after every batch
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="asrforge-inference", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        with self._wakeup:
+            self._stopping = True
+            pending, self._queue = self._queue, []
+            self._wakeup.notify_all()
+        for job in pending:
+            _resolve(job, error=NotReadyError("the server is shutting down"))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.load_error is None
+
+    async def wait_ready(self) -> BaseEngine:
+        """The loaded engine, once it is loaded and warmed up; raises ``NotReadyError`` if loading failed."""
+        if not self._ready.is_set():
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            with self._wakeup:
+                if not self._ready.is_set():
+                    self._ready_waiters.append((loop, waiter))
+                else:
+                    waiter.set_result(None)
+            await waiter
+        if self.load_error is not None:
+            raise NotReadyError(self.load_error)
+        return self.engine
+
+    # ---- submitting work -------------------------------------------------------------------------------------
+    def submit(self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority) -> list[asyncio.Future]:
+        """Queue ``chunks`` (all or none); one future per chunk, resolved with its ``Transcript``.
+
+        Chunks of a ``STREAM`` request never share a batch, so its results come out one by one, in order (its
+        deltas are progressive); batches still fill with other requests' chunks.
+        """
+        loop = asyncio.get_running_loop()
+        with self._wakeup:
+            if self.load_error is not None:
+                raise NotReadyError(self.load_error)
+            if len(self._queue) + len(chunks) > self.settings.max_queue:
+                self.metrics.rejected.inc()
+                raise QueueFullError(self._retry_after(len(chunks)))
+            group = next(self._seq) if priority == Priority.STREAM else None
+            jobs = [
+                _Job(int(priority), next(self._seq), chunk, options, loop.create_future(), loop, group)
+                for chunk in chunks
+            ]
+            for job in jobs:
+                heapq.heappush(self._queue, job)
+            self.metrics.queue_depth.set(len(self._queue))
+            self._wakeup.notify()
+        return [job.future for job in jobs]
+
+    async def transcribe(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority
+    ) -> list[Transcript]:
+        """Transcripts of ``chunks`` in order; if the caller is cancelled, its queued chunks are dropped."""
+        futures = self.submit(chunks, options, priority)
+        try:
+            return list(await asyncio.gather(*futures))
+        finally:
+            cancel(futures)
+
+    def _retry_after(self, extra: int) -> int:
+        backlog = len(self._queue) + extra
+        return max(1, math.ceil(backlog * self.chunk_seconds_ema / max(1, self.settings.max_batch_size)))
+
+    # ---- the executor thread ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            if self.engine is None:
+                self.engine = self._engine_source()
+            if self._warmup:
+                self._warm_up()
+        except Exception as error:  # the reason is served to every request and /ready instead of a dead thread
+            log.exception("engine failed to load")
+            self.load_error = f"the model failed to load: {error}"
+        self._mark_ready()
+        if self.load_error is not None:
+            return
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._decode(batch)
+
+    def _warm_up(self) -> None:
+        # Low noise, not silence: some models stop at once on digital silence and would leave kernels cold.
+        noise = np.random.default_rng(0).normal(0, 0.01, 2 * SAMPLE_RATE).astype(np.float32)
+        self.engine.transcribe([noise], DecodeOptions())
+
+    def _mark_ready(self) -> None:
+        with self._wakeup:
+            self._ready.set()
+            waiters, self._ready_waiters = self._ready_waiters, []
+        for loop, waiter in waiters:
+            loop.call_soon_threadsafe(_set_if_pending, waiter, None)
+
+    def _next_batch(self) -> list[_Job] | None:
+        """The most urgent live job plus queued jobs with the same options, after at most the batch wait."""
+        deadline: float | None = None
+        with self._wakeup:
+            while True:
+                if self._stopping:
+                    return None
+                self._drop_cancelled()
+                if self._queue:
+                    batch = self._compatible(self._queue[0].options)
+                    if len(batch) >= self.settings.max_batch_size or self.settings.max_batch_wait_ms <= 0:
+                        break
+                    now = time.monotonic()
+                    deadline = deadline or now + self.settings.max_batch_wait_ms / 1000
+                    if now >= deadline:
+                        break
+                    self._wakeup.wait(deadline - now)
+                else:
+                    deadline = None
+                    self._wakeup.wait()
+            taken = {id(job) for job in batch}
+            self._queue = [job for job in self._queue if id(job) not in taken]
+            heapq.heapify(self._queue)
+            self.metrics.queue_depth.set(len(self._queue))
+        return batch
+
+    def _compatible(self, options: DecodeOptions) -> list[_Job]:
+        # The queue is at most max_queue long, so a sorted scan per batch is cheap next to a decode.
+        batch: list[_Job] = []
+        groups: set[int] = set()
+        for job in sorted(self._queue):
+            if job.options != options or job.group in groups:
+                continue
+            batch.append(job)
+            if job.group is not None:
+                groups.add(job.group)
+            if len(batch) == self.settings.max_batch_size:
+                break
+        return batch
+
+    def _drop_cancelled(self) -> None:
+        # Reading done() from this thread is a benign race: a job cancelled a moment later is decoded and dropped.
+        if any(job.future.done() for job in self._queue):
+            self._queue = [job for job in self._queue if not job.future.done()]
+            heapq.heapify(self._queue)
+
+    def _decode(self, batch: list[_Job]) -> None:
+        started = time.perf_counter()
+        try:
+            transcripts = self.engine.transcribe([job.audio for job in batch], batch[0].options)
+        except Exception as error:  # each caller gets the error; the executor keeps serving
+            if not isinstance(error, AsrforgeError):
+                log.exception("decode failed for a batch of %d", len(batch))
+            for job in batch:
+                _resolve(job, error=error)
+            return
+        elapsed = time.perf_counter() - started
+        audio_s = sum(job.audio.size for job in batch) / SAMPLE_RATE
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.inference_seconds.observe(elapsed)
+        self.metrics.audio_seconds.inc(audio_s)
+        if audio_s > 0:
+            self.metrics.real_time_factor.observe(elapsed / audio_s)
+        self.chunk_seconds_ema = 0.8 * self.chunk_seconds_ema + 0.2 * elapsed / len(batch)
+        for job, transcript in zip(batch, transcripts, strict=True):
+            _resolve(job, result=transcript)
+
+
+def cancel(futures: Sequence[asyncio.Future]) -> None:
+    """Drop the chunks still queued; mark errors of finished ones as seen (asyncio logs unretrieved ones)."""
+    for future in futures:
+        if not future.cancel() and not future.cancelled():
+            future.exception()
+
+
+def _resolve(job: _Job, result: Transcript | None = None, error: BaseException | None = None) -> None:
+    callback, value = (_fail_if_pending, error) if error is not None else (_set_if_pending, result)
+    with contextlib.suppress(RuntimeError):  # RuntimeError: the caller's loop is closed, nobody waits any more
+        job.loop.call_soon_threadsafe(callback, job.future, value)
+
+
+def _set_if_pending(future: asyncio.Future, value: object) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail_if_pending(future: asyncio.Future, error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -1,0 +1,94 @@
+"""The server's settings as typed dataclasses, read from ``conf/serving`` (unknown keys are refused, not ignored)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from asrforge.errors import ConfigError
+from asrforge.serving.vad import VADOptions
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_mb: float = 25
+    max_duration_s: float = 3600
+    request_timeout_s: float = 600
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    max_queue: int = 256
+    max_batch_size: int = 8
+    max_batch_wait_ms: float = 5
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    max_chunk_s: float | None = None
+    stream_max_chunk_s: float = 10
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    sample_rate: int = 16_000
+    buffer_ms: int = 450
+    max_utterance_s: float = 30
+    partials: bool = True
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    server: str = "uvicorn"
+    model_aliases: tuple[str, ...] = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+    api_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    warmup: bool = True
+    limits: Limits = field(default_factory=Limits)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
+    vad: VADOptions = field(default_factory=VADOptions)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+
+    @classmethod
+    def from_config(cls, node: DictConfig | Mapping[str, Any] | None) -> ServerSettings:
+        raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+        settings = _build(cls, raw, "serving")
+        extra_keys = tuple(k.strip() for k in os.environ.get("ASRFORGE_API_KEYS", "").split(",") if k.strip())
+        if extra_keys:
+            settings = replace(settings, api_keys=settings.api_keys + extra_keys)
+        return settings
+
+
+_NESTED: dict[str, type] = {
+    "limits": Limits,
+    "scheduler": SchedulerSettings,
+    "chunking": ChunkingSettings,
+    "vad": VADOptions,
+    "realtime": RealtimeSettings,
+}
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown {where} setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if cls is ServerSettings and key in _NESTED:
+            value = _build(_NESTED[key], value or {}, f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)

@@ -1,0 +1,95 @@
+"""The inference executor: realtime work before queued HTTP work, dynamic batching, cancelled work skipped."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from asrforge.audio import load_audio
+from asrforge.engines.base import DecodeOptions
+from asrforge.serving.scheduler import InferenceScheduler, Priority, QueueFullError
+from asrforge.serving.settings import SchedulerSettings
+
+
+@pytest.fixture(scope="module")
+def clips(dev_dir, dev_manifest) -> list:
+    return [load_audio(dev_dir / record["audio"]) for record in dev_manifest[:6]]
+
+
+def run_with(engine, settings: SchedulerSettings, scenario):
+    async def main():
+        scheduler = InferenceScheduler(engine, settings, warmup=False)
+        scheduler.start()
+        try:
+            await scheduler.wait_ready()
+            return await scenario(scheduler)
+        finally:
+            scheduler.stop()
+
+    return asyncio.run(main())
+
+
+def test_realtime_work_overtakes_queued_http_work(tiny_engine, clips):
+    finished: list[str] = []
+
+    async def scenario(scheduler):
+        async def tracked(name, priority, clip):
+            (result,) = await scheduler.transcribe([clip], DecodeOptions(), priority)
+            finished.append(name)
+            return result
+
+        first = asyncio.create_task(tracked("batch-0", Priority.BATCH, clips[0]))
+        await asyncio.sleep(0.05)  # the executor is busy with batch-0 now
+        rest = [asyncio.create_task(tracked(f"batch-{i}", Priority.BATCH, clips[i])) for i in (1, 2, 3)]
+        await asyncio.sleep(0)
+        live = asyncio.create_task(tracked("realtime", Priority.REALTIME, clips[4]))
+        return await asyncio.gather(first, *rest, live)
+
+    run_with(tiny_engine, SchedulerSettings(max_batch_size=1, max_batch_wait_ms=0), scenario)
+    assert finished.index("realtime") <= 1, finished
+
+
+def test_queued_requests_are_batched_and_each_gets_its_own_transcript(tiny_engine, clips):
+    alone = [tiny_engine.transcribe([clip])[0].text for clip in clips]
+
+    async def scenario(scheduler):
+        results = await asyncio.gather(
+            *(scheduler.transcribe([clip], DecodeOptions(), Priority.BATCH) for clip in clips)
+        )
+        return [r[0].text for r in results]
+
+    settings = SchedulerSettings(max_batch_size=4, max_batch_wait_ms=50)
+    texts = run_with(tiny_engine, settings, scenario)
+    assert texts == alone
+
+
+def test_batches_reach_the_configured_size(tiny_engine, clips):
+    async def scenario(scheduler):
+        await asyncio.gather(*(scheduler.transcribe([c], DecodeOptions(), Priority.BATCH) for c in clips[:4]))
+        return scheduler.metrics.batch_size
+
+    histogram = run_with(tiny_engine, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200), scenario)
+    samples = {s.name: s.value for s in histogram.collect()[0].samples}
+    assert samples["asrforge_batch_size_count"] == 1 and samples["asrforge_batch_size_sum"] == 4
+
+
+def test_cancelled_work_is_skipped_and_a_full_queue_refuses(tiny_engine, clips):
+    async def scenario(scheduler):
+        blocker = scheduler.submit([clips[0]], DecodeOptions(), Priority.BATCH)
+        await asyncio.sleep(0.05)
+        doomed = scheduler.submit(clips[1:4], DecodeOptions(), Priority.BATCH)
+        with pytest.raises(QueueFullError) as refused:
+            scheduler.submit(clips[:2], DecodeOptions(), Priority.BATCH)
+        for future in doomed:
+            future.cancel()
+        await asyncio.gather(*blocker)
+        kept = await scheduler.transcribe([clips[4]], DecodeOptions(), Priority.BATCH)
+        return refused.value, kept, scheduler.metrics.batch_size
+
+    settings = SchedulerSettings(max_queue=4, max_batch_size=1, max_batch_wait_ms=0)
+    refused, kept, histogram = run_with(tiny_engine, settings, scenario)
+    assert refused.retry_after_s >= 1
+    assert kept[0].text
+    samples = {s.name: s.value for s in histogram.collect()[0].samples}
+    assert samples["asrforge_batch_size_count"] == 2  # the blocker and the last clip; the cancelled three never ran
