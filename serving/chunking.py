@@ -133,15 +133,19 @@ def stitch(
             segments.append(Segment(len(segments), start, end, piece.text, words))
         for key, seconds in transcript.timings.items():
             timings[key] = timings.get(key, 0.0) + seconds
-    unspaced = (language or "").lower().split("-")[0] in UNSPACED_LANGUAGES
     return Transcript(
-        text=("" if unspaced else " ").join(texts),
+        text=word_separator(language).join(texts),
         language=language,
         duration_s=duration_s,
         segments=segments,
         num_tokens=sum(t.num_tokens for t in transcripts),
         timings=timings,
     )
+
+
+def word_separator(language: str | None) -> str:
+    """What goes between the texts of two chunks: nothing for languages written without spaces."""
+    return "" if (language or "").lower().split("-")[0] in UNSPACED_LANGUAGES else " "
 
 
 def _shift(seconds: float, offset: float) -> float:

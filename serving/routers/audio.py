@@ -17,6 +17,7 @@ from starlette.datastructures import State
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.serving.auth import require_api_key
+from asrforge.serving.chunking import word_separator
 from asrforge.serving.errors import APIError, error_responses
 from asrforge.serving.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
@@ -134,10 +135,9 @@ async def _events(state: State, job: StreamJob, endpoint: str, started: float) -
         async with asyncio.timeout(state.settings.limits.request_timeout_s):
             async for piece in job:
                 if piece.text:
-                    yield {
-                        "data": TextDeltaEvent(delta=piece.text if not texts else " " + piece.text).model_dump_json()
-                    }
-                    texts.append(piece.text)
+                    separator = word_separator(piece.language) if texts else ""
+                    yield {"data": TextDeltaEvent(delta=separator + piece.text).model_dump_json()}
+                    texts.append(separator + piece.text)
     except (AsrforgeError, TimeoutError) as error:
         message = str(error) or f"the request took longer than {state.settings.limits.request_timeout_s:g} s"
         yield {"data": json.dumps({"type": "error", "error": {"message": message, "type": "server_error"}})}
@@ -145,7 +145,7 @@ async def _events(state: State, job: StreamJob, endpoint: str, started: float) -
     finally:
         job.cancel()
     usage = DurationUsage(seconds=round(job.audio.duration_s, 3))
-    yield {"data": TextDoneEvent(text=" ".join(texts), usage=usage).model_dump_json()}
+    yield {"data": TextDoneEvent(text="".join(texts), usage=usage).model_dump_json()}
     state.metrics.request_latency.labels(endpoint + "_stream", "200").observe(time.perf_counter() - started)
 
 
