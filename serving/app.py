@@ -17,7 +17,7 @@ from asrforge.engines.base import BaseEngine
 from asrforge.errors import RefusedCombinationError
 from asrforge.serving.errors import install_error_handlers
 from asrforge.serving.limits import UploadLimit
-from asrforge.serving.metrics import ServerMetrics
+from asrforge.serving.metrics import RequestTimer, ServerMetrics
 from asrforge.serving.protocol import add_component_schemas
 from asrforge.serving.routers import audio, realtime, system
 from asrforge.serving.scheduler import InferenceScheduler
@@ -93,6 +93,7 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(UploadLimit, max_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(RequestTimer, metrics=metrics)  # added last: outermost, so a 413 is timed too
     _document_response_models(app)
     return app
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Seconds: from a 5 ms overhead-only request to a long file.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -39,3 +41,39 @@ class ServerMetrics:
         )
         self.rejected = Counter("asrforge_rejected_total", "Requests refused with 429 (queue full)", registry=r)
         self.realtime_sessions = Gauge("asrforge_realtime_sessions", "Open WebSocket sessions", registry=r)
+
+
+class RequestTimer:
+    """ASGI middleware: every HTTP request's latency, up to its last body byte (so an SSE stream counts whole),
+    labelled by route template and status; errors are counted as well as successes."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._observe(scope, status, started)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        except Exception:
+            self._observe(scope, 500, started)
+            raise
+
+    def _observe(self, scope: Scope, status: int, started: float) -> None:
+        route = scope.get("route")
+        # The route's template, never the raw path: unknown paths must not create a label each.
+        endpoint = getattr(route, "path", None) or "unmatched"
+        self.metrics.request_latency.labels(endpoint, str(status)).observe(time.perf_counter() - started)

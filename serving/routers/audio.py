@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -65,7 +64,6 @@ async def create_transcription(
         str | None, Form(description='"auto" or a server_vad object; the server always cuts long audio at silences')
     ] = None,
 ) -> Response:
-    started = time.perf_counter()
     await _reject_unknown_fields(request, TRANSCRIPTION_FIELDS)
     granularities = set(timestamp_granularities or ["segment"])
     if "word" in granularities and response_format != "verbose_json":
@@ -79,7 +77,7 @@ async def create_transcription(
         temperature=temperature,
         word_timestamps="word" in granularities,
     )
-    return await _respond(request, file, model, options, response_format, stream, "transcriptions", started)
+    return await _respond(request, file, model, options, response_format, stream)
 
 
 @router.post(
@@ -96,10 +94,9 @@ async def create_translation(
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
 ) -> Response:
-    started = time.perf_counter()
     await _reject_unknown_fields(request, TRANSLATION_FIELDS)
     options = DecodeOptions(task="translate", prompt=prompt or None, temperature=temperature)
-    return await _respond(request, file, model, options, response_format, False, "translations", started)
+    return await _respond(request, file, model, options, response_format, stream=False)
 
 
 async def _respond(
@@ -109,8 +106,6 @@ async def _respond(
     options: DecodeOptions,
     response_format: str,
     stream: bool,
-    endpoint: str,
-    started: float,
 ) -> Response:
     state = request.app.state
     service: TranscriptionService = state.service
@@ -120,14 +115,13 @@ async def _respond(
     audio = await service.decode(await file.read())
     if stream:
         job = await service.start_stream(audio, options)
-        return EventSourceResponse(_events(state, job, endpoint, started), ping=15, send_timeout=30)
+        return EventSourceResponse(_events(state, job), ping=15, send_timeout=30)
     transcript = await service.with_timeout(service.transcribe(audio, options))
     body = render(transcript, response_format, task=options.task)
-    state.metrics.request_latency.labels(endpoint, "200").observe(time.perf_counter() - started)
     return Response(body, media_type=MEDIA_TYPES[response_format])
 
 
-async def _events(state: State, job: StreamJob, endpoint: str, started: float) -> AsyncIterator[dict]:
+async def _events(state: State, job: StreamJob) -> AsyncIterator[dict]:
     """SSE data lines as OpenAI sends them: a delta per finished chunk, then done with the whole text. A failure
     after the stream started becomes an OpenAI error event (the ``openai`` client raises it as ``APIError``)."""
     texts: list[str] = []
@@ -146,7 +140,6 @@ async def _events(state: State, job: StreamJob, endpoint: str, started: float) -
         job.cancel()
     usage = DurationUsage(seconds=round(job.audio.duration_s, 3))
     yield {"data": TextDoneEvent(text="".join(texts), usage=usage).model_dump_json()}
-    state.metrics.request_latency.labels(endpoint + "_stream", "200").observe(time.perf_counter() - started)
 
 
 async def _reject_unknown_fields(request: Request, known: frozenset[str]) -> None:

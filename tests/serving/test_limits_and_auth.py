@@ -98,7 +98,7 @@ def test_health_ready_and_metrics(server, jfk_bytes):
     )
     metrics = httpx.get(server.url + "/metrics").text
     for name in (
-        'asrforge_request_latency_seconds_count{endpoint="transcriptions",status="200"}',
+        'asrforge_request_latency_seconds_count{endpoint="/v1/audio/transcriptions",status="200"}',
         "asrforge_queue_depth",
         "asrforge_batch_size_count",
         "asrforge_audio_seconds_total",
