@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from asrforge.combination import Combination
 from asrforge.engines.base import BaseEngine
 from asrforge.errors import RefusedCombinationError
+from asrforge.optimizations import compose, make_plugins
 from asrforge.serving.errors import install_error_handlers
 from asrforge.serving.limits import UploadLimit
 from asrforge.serving.metrics import RequestTimer, ServerMetrics
@@ -25,6 +26,7 @@ from asrforge.serving.service import TranscriptionService
 from asrforge.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+REPETITION_GUARD = "repetition_guard"
 
 DESCRIPTION = """
 Speech recognition behind the OpenAI audio API: the official `openai` client works unchanged
@@ -44,6 +46,8 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
     cfg = OmegaConf.create(dict(cfg or {})) if not isinstance(cfg, DictConfig) else cfg
     settings = ServerSettings.from_config(cfg.get("serving"))
     if engine is not None:
+        if settings.repetition_guard and REPETITION_GUARD not in engine.applied_plugins:
+            engine = compose(engine, make_plugins([REPETITION_GUARD]))
         source: BaseEngine | Any = engine
         model_name, origin = engine.model_name, "given engine"
     else:
@@ -55,6 +59,8 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
             device=cfg.get("device"),
             winner_file=cfg.get("winner_file"),
         )
+        if settings.repetition_guard and REPETITION_GUARD not in combination.plugins:
+            combination.plugins.append(REPETITION_GUARD)
         reason = combination.refusal()
         if reason:
             raise RefusedCombinationError(reason)

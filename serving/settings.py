@@ -54,6 +54,7 @@ class ServerSettings:
     api_keys: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     warmup: bool = True
+    repetition_guard: bool = True
     limits: Limits = field(default_factory=Limits)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)

@@ -107,6 +107,14 @@ def test_health_ready_and_metrics(server, jfk_bytes):
         assert name in metrics, name
 
 
+def test_every_path_runs_the_repetition_guard(server, make_server, tiny_engine):
+    """Files, streams and realtime all decode through the engine's output hooks, where the guard sits."""
+    assert "repetition_guard" in server.state.scheduler.engine.applied_plugins
+    assert tiny_engine.applied_plugins.count("repetition_guard") == 1  # a second app does not add it twice
+    with make_server() as again:
+        assert again.state.scheduler.engine.applied_plugins.count("repetition_guard") == 1
+
+
 def test_ready_waits_for_the_model(tiny_engine):
     """/ready is 503 until the executor has loaded and warmed up the model; /health answers at once."""
     from asrforge.serving.app import create_app
