@@ -25,6 +25,12 @@ bench: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/asrforge serve
 
+# 64 clients (HTTP, SSE, WebSocket) for 60 s against uvicorn, then granian; writes reports/serving/. ARGS=... adds
+# options and server overrides, e.g. make loadtest ARGS="--servers granian serving.scheduler.max_batch_size=1".
+.PHONY: loadtest
+loadtest: $(STAMP)
+	$(BIN)/python -m asrforge.experiments.load_test $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 

@@ -134,3 +134,21 @@ def test_ready_waits_for_the_model(tiny_engine):
             time.sleep(0.05)
         assert client.get("/ready").json() == {"status": "ready"}
     slow.stop()
+
+
+def test_request_timeout_answers_504_and_the_server_goes_on(make_server, jfk_bytes, jfk_transcript):
+    with make_server(limits={"request_timeout_s": 0.05}) as live:
+        files = {"file": ("jfk.wav", jfk_bytes)}
+        response = httpx.post(live.url + TRANSCRIPTIONS, files=files, data={"model": "whisper-1"}, timeout=60)
+        assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
+    with make_server() as live:
+        response = httpx.post(live.url + TRANSCRIPTIONS, files=files, data={"model": "whisper-1"}, timeout=60)
+        assert response.json()["text"] == jfk_transcript.text
+
+
+def test_cors_is_off_unless_configured(server, make_server):
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+    assert "access-control-allow-origin" not in httpx.options(server.url + TRANSCRIPTIONS, headers=preflight).headers
+    with make_server(cors_origins=["https://app.example.com"]) as live:
+        response = httpx.options(live.url + TRANSCRIPTIONS, headers=preflight)
+        assert response.headers["access-control-allow-origin"] == "https://app.example.com"
