@@ -97,6 +97,9 @@ class BaseEngine(ABC):
         self.model: torch.nn.Module | None = None
         self.output_hooks: list[OutputHook] = []
         self.applied_plugins: list[str] = []
+        # Why a clip decoded in a batch may come out differently from the same clip alone (None: it cannot). A
+        # plugin that breaks batch invariance says so here; the server then batches only if told it may.
+        self.batch_variance: str | None = None
 
     @property
     @abstractmethod

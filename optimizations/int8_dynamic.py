@@ -66,6 +66,8 @@ class Int8Dynamic(Plugin):
             if backend == "fbgemm"
             else _quantize_torchao
         )
+        if backend == "fbgemm":
+            engine.batch_variance = "int8_dynamic (fbgemm) quantizes activations with one scale per batch"
         if "encoder" in self.targets:
             quantize(engine.encoder_module())
         if "decoder" in self.targets:

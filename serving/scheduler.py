@@ -90,6 +90,7 @@ class InferenceScheduler:
         self._ready_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self.load_error: str | None = None
         self.chunk_seconds_ema = 0.5  # engine seconds per chunk, for Retry-After; updated after every batch
+        self.max_batch_size = self.settings.max_batch_size  # 1 for a batch-variant engine in exact mode
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -162,13 +163,16 @@ class InferenceScheduler:
 
     def _retry_after(self, extra: int) -> int:
         backlog = len(self._queue) + extra
-        return max(1, math.ceil(backlog * self.chunk_seconds_ema / max(1, self.settings.max_batch_size)))
+        return max(1, math.ceil(backlog * self.chunk_seconds_ema / self.max_batch_size))
 
     # ---- the executor thread ---------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
             if self.engine is None:
                 self.engine = self._engine_source()
+            if self.settings.exact and self.engine.batch_variance and self.max_batch_size > 1:
+                log.warning("decoding one chunk at a time (serving.scheduler.exact): %s", self.engine.batch_variance)
+                self.max_batch_size = 1
             if self._warmup:
                 self._warm_up()
         except Exception as error:  # the reason is served to every request and /ready instead of a dead thread
@@ -205,7 +209,8 @@ class InferenceScheduler:
                 self._drop_cancelled()
                 if self._queue:
                     batch = self._compatible(self._queue[0].options)
-                    if len(batch) >= self.settings.max_batch_size or self.settings.max_batch_wait_ms <= 0:
+                    full = len(batch) >= self.max_batch_size
+                    if full or self.settings.max_batch_wait_ms <= 0:
                         break
                     now = time.monotonic()
                     deadline = deadline or now + self.settings.max_batch_wait_ms / 1000
@@ -231,7 +236,7 @@ class InferenceScheduler:
             batch.append(job)
             if job.group is not None:
                 groups.add(job.group)
-            if len(batch) == self.settings.max_batch_size:
+            if len(batch) == self.max_batch_size:
                 break
         return batch
 

@@ -29,6 +29,7 @@ class SchedulerSettings:
     max_queue: int = 256
     max_batch_size: int = 8
     max_batch_wait_ms: float = 5
+    exact: bool = True
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,25 @@ def test_cancelled_work_is_skipped_and_a_full_queue_refuses(tiny_engine, clips):
     assert kept[0].text
     samples = {s.name: s.value for s in histogram.collect()[0].samples}
     assert samples["asrforge_batch_size_count"] == 2  # the blocker and the last clip; the cancelled three never ran
+
+
+def test_a_batch_variant_engine_decodes_alone_unless_allowed(clips):
+    """CPU int8 quantizes activations with one scale per batch, so a batch-mate could change a client's words:
+    in exact mode (the default) such an engine gets one chunk per call, and every client its lone transcript."""
+    from asrforge.combination import Combination
+
+    engine = Combination.named("whisper-tiny-en", ["eval_mode", "int8_dynamic"], device="cpu").load()
+    assert engine.batch_variance
+    alone = [engine.transcribe([clip])[0].text for clip in clips[:4]]
+
+    async def scenario(scheduler):
+        results = await asyncio.gather(
+            *(scheduler.transcribe([clip], DecodeOptions(), Priority.BATCH) for clip in clips[:4])
+        )
+        samples = {s.name: s.value for s in scheduler.metrics.batch_size.collect()[0].samples}
+        return [r[0].text for r in results], samples["asrforge_batch_size_count"]
+
+    exact = SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200)
+    assert run_with(engine, exact, scenario) == (alone, 4)
+    _, calls = run_with(engine, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200, exact=False), scenario)
+    assert calls < 4
