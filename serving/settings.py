@@ -28,7 +28,7 @@ class Limits:
 class SchedulerSettings:
     max_queue: int = 256
     max_batch_size: int = 8
-    max_batch_wait_ms: float = 5
+    max_batch_wait_ms: float = 0
     exact: bool = True
 
 
