@@ -31,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         quiet_third_party()
         return serve(argv[1:])
+    if argv and argv[0] == "loadtest":
+        from asrforge.experiments.load_test import main as loadtest
+
+        return loadtest(argv[1:])
     args = _parser().parse_args(argv)
     quiet_third_party()
     return args.run(args)
@@ -61,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
+    commands.add_parser("loadtest", help="load-test the server with HTTP, SSE and WebSocket clients (--help)")
     return parser
 
 

@@ -161,6 +161,11 @@ class InferenceScheduler:
         finally:
             cancel(futures)
 
+    @property
+    def queued(self) -> int:
+        """Chunks waiting (not counting the batch being decoded)."""
+        return len(self._queue)
+
     def _retry_after(self, extra: int) -> int:
         backlog = len(self._queue) + extra
         return max(1, math.ceil(backlog * self.chunk_seconds_ema / self.max_batch_size))
