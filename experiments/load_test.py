@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -41,8 +41,9 @@ from asrforge.experiments.load_report import RESULTS, append_record, failed_chec
 from asrforge.experiments.load_server import CpuMeter, ServerProcess, scrape_metrics
 from asrforge.paths import eval_data_dir
 from asrforge.quiet import quiet_third_party
-from asrforge.serving.app import REPETITION_GUARD
+from asrforge.serving.app import served_combination
 from asrforge.serving.run import SERVERS, serve_config
+from asrforge.serving.settings import ServerSettings
 
 
 def parser() -> argparse.ArgumentParser:
@@ -244,16 +245,7 @@ def _served(overrides: Sequence[str]) -> tuple[Combination, str, dict[str, Any]]
     """The combination the server resolves from the same overrides (as serving/app.py does, the repetition guard
     it adds included), and its scheduler settings."""
     cfg = serve_config(overrides)
-    plugins, engine = cfg.get("plugins"), cfg.get("engine")
-    combination, origin = Combination.resolve(
-        OmegaConf.to_container(engine, resolve=True) if isinstance(engine, DictConfig) else engine,
-        list(plugins) if plugins is not None else None,
-        model=cfg.get("model"),
-        device=cfg.get("device"),
-        winner_file=cfg.get("winner_file"),
-    )
-    if cfg.serving.get("repetition_guard", False) and REPETITION_GUARD not in combination.plugins:
-        combination.plugins.append(REPETITION_GUARD)
+    combination, origin = served_combination(cfg, ServerSettings.from_config(cfg.serving))
     return combination, origin, OmegaConf.to_container(cfg.serving.scheduler, resolve=True)
 
 

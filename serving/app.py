@@ -51,16 +51,7 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
         source: BaseEngine | Any = engine
         model_name, origin = engine.model_name, "given engine"
     else:
-        plugins, engine_node = cfg.get("plugins"), cfg.get("engine")
-        combination, origin = Combination.resolve(
-            OmegaConf.to_container(engine_node, resolve=True) if isinstance(engine_node, DictConfig) else engine_node,
-            list(plugins) if plugins is not None else None,
-            model=cfg.get("model"),
-            device=cfg.get("device"),
-            winner_file=cfg.get("winner_file"),
-        )
-        if settings.repetition_guard and REPETITION_GUARD not in combination.plugins:
-            combination.plugins.append(REPETITION_GUARD)
+        combination, origin = served_combination(cfg, settings)
         reason = combination.refusal()
         if reason:
             raise RefusedCombinationError(reason)
@@ -102,6 +93,22 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
     app.add_middleware(RequestTimer, metrics=metrics)  # added last: outermost, so a 413 is timed too
     _document_response_models(app)
     return app
+
+
+def served_combination(cfg: DictConfig, settings: ServerSettings) -> tuple[Combination, str]:
+    """The combination a serve config names (or this device's benchmark winner), with the repetition guard the
+    server adds; shared with the load test, which must know what the server runs."""
+    plugins, engine_node = cfg.get("plugins"), cfg.get("engine")
+    combination, origin = Combination.resolve(
+        OmegaConf.to_container(engine_node, resolve=True) if isinstance(engine_node, DictConfig) else engine_node,
+        list(plugins) if plugins is not None else None,
+        model=cfg.get("model"),
+        device=cfg.get("device"),
+        winner_file=cfg.get("winner_file"),
+    )
+    if settings.repetition_guard and REPETITION_GUARD not in combination.plugins:
+        combination.plugins.append(REPETITION_GUARD)
+    return combination, origin
 
 
 def _document_response_models(app: FastAPI) -> None:
