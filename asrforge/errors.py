@@ -10,7 +10,13 @@ class AudioDecodeError(AsrforgeError, ValueError):
 
 
 class UnsupportedOptionError(AsrforgeError, ValueError):
-    """A decode option the engine cannot honour (a language it does not know, translate on an English-only model)."""
+    """A decode option the engine cannot honour (a language it does not know, translate on an English-only model).
+
+    ``param`` names the request parameter at fault, when there is one (the server reports it in its error JSON)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class RefusedCombinationError(AsrforgeError):

@@ -126,7 +126,8 @@ class BaseEngine(ABC):
         if options.language is not None and caps.languages is not None and options.language not in caps.languages:
             known = ", ".join(sorted(caps.languages))
             raise UnsupportedOptionError(
-                f"language {options.language!r} is not supported by {self.model_name!r} (supported: {known})"
+                f"language {options.language!r} is not supported by {self.model_name!r} (supported: {known})",
+                param="language",
             )
 
 

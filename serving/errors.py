@@ -93,8 +93,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnsupportedOptionError)
     async def _option_error(request: Request, error: UnsupportedOptionError) -> JSONResponse:
-        param = "language" if "language" in str(error) else None
-        return APIError(400, str(error), param=param, code="unsupported_value").response()
+        return APIError(400, str(error), param=error.param, code="unsupported_value").response()
 
     @app.exception_handler(QueueFullError)
     async def _queue_full(request: Request, error: QueueFullError) -> JSONResponse:
