@@ -30,12 +30,14 @@ class UploadLimit:
             return
         received = 0
         over = False
+        body_ended = False
 
         async def counted_receive() -> Message:
-            nonlocal received, over
+            nonlocal received, over, body_ended
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_ended = not message.get("more_body", False)
                 if received > self.max_bytes:
                     over = True
                     # The app sees an aborted upload; the middleware answers instead of it.
@@ -53,7 +55,10 @@ class UploadLimit:
 
         await self.app(scope, counted_receive, guarded_send)
         if over and not started:
-            await self._drain(receive)
+            # Once the last body message is read, another receive() waits for the client to disconnect, which a
+            # client waiting for its response never does: drain only a body that is still arriving.
+            if not body_ended:
+                await self._drain(receive)
             await self._refuse(send)
 
     async def _drain(self, receive: Receive) -> None:
