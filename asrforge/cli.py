@@ -15,6 +15,8 @@ from asrforge.quiet import quiet_third_party
 
 if TYPE_CHECKING:
     from asrforge.combination import Combination
+    from asrforge.engines.base import BaseEngine, DecodeOptions
+    from asrforge.subtitles.files import FileSubtitler
 
 FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
 
@@ -29,12 +31,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from asrforge.serving.run import main as serve
 
-        quiet_third_party()
-        return serve(argv[1:])
+        return serve(argv[1:])  # it quiets third-party logs itself, except in the gateway (which imports no torch)
     if argv and argv[0] == "loadtest":
         from asrforge.experiments.load_test import main as loadtest
 
         return loadtest(argv[1:])
+    if argv and argv[0] == "gate":
+        from asrforge.experiments.gate import main as gate
+
+        quiet_third_party()
+        return gate(argv[1:])
     args = _parser().parse_args(argv)
     quiet_third_party()
     return args.run(args)
@@ -56,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--language", help="ISO 639-1 code; default: detect")
     transcribe.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     transcribe.add_argument("--batch-size", type=int, default=1)
+    transcribe.add_argument(
+        "--subtitle-mode",
+        choices=["fast", "accurate"],
+        help="word timing of srt/vtt cues: accurate (forced aligner) or fast (heuristic); default: conf/subtitles",
+    )
     transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
     transcribe.set_defaults(run=_transcribe)
 
@@ -66,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
     commands.add_parser("loadtest", help="load-test the server with HTTP, SSE and WebSocket clients (--help)")
+    commands.add_parser("gate", help="the performance regression gate against the committed baseline (--help)")
     return parser
 
 
@@ -86,6 +98,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     plugins = ", ".join(engine.applied_plugins) or "no plugins"
     print(f"asrforge: {engine.name} {engine.model_name} on {engine.device} with {plugins} ({source})", file=sys.stderr)
     options = DecodeOptions(language=args.language, task=args.task)
+    subtitler = _subtitler(engine, options, args)
+    if subtitler is not None:
+        options = subtitler.options
     failures = 0
     for path, result in transcribe_paths(engine, args.files, options, batch_size=args.batch_size):
         if isinstance(result, AsrforgeError):
@@ -102,6 +117,10 @@ def _transcribe(args: argparse.Namespace) -> int:
                 },
                 ensure_ascii=False,
             )
+        elif subtitler is not None:
+            body, alignment = subtitler.render(path, result, args.response_format, args.task)
+            body = body.rstrip("\n")
+            print(f"asrforge: {path}: {alignment.describe()}", file=sys.stderr)
         else:
             body = render(result, args.response_format, task=args.task).rstrip("\n")
         if args.output_dir:
@@ -110,6 +129,16 @@ def _transcribe(args: argparse.Namespace) -> int:
         else:
             print(body, flush=True)
     return 1 if failures else 0
+
+
+def _subtitler(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> FileSubtitler | None:
+    """Timed, laid-out cues for srt/vtt (asrforge/subtitles); None for the other formats."""
+    if args.response_format not in ("srt", "vtt"):
+        return None
+    from asrforge.subtitles.files import FileSubtitler
+    from asrforge.subtitles.options import load_subtitle_options
+
+    return FileSubtitler(engine, options, load_subtitle_options(mode=args.subtitle_mode))
 
 
 def _combination(args: argparse.Namespace) -> tuple[Combination, str]:

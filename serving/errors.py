@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asrforge.errors import AudioDecodeError, UnsupportedOptionError
-from asrforge.serving.scheduler import NotReadyError, QueueFullError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,12 @@ def error_responses(*statuses: int) -> dict[int | str, dict]:
     return {status: {"model": ErrorResponse, "description": described[status]} for status in statuses}
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, engine_errors: bool = True) -> None:
+    """OpenAI error JSON for every failure; ``engine_errors=False`` leaves out the scheduler's errors, whose module
+    imports torch (the gateway loads no engine and stays small)."""
+    if engine_errors:
+        _install_engine_error_handlers(app)
+
     @app.exception_handler(APIError)
     async def _api_error(request: Request, error: APIError) -> JSONResponse:
         return error.response()
@@ -94,15 +98,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnsupportedOptionError)
     async def _option_error(request: Request, error: UnsupportedOptionError) -> JSONResponse:
         return APIError(400, str(error), param=error.param, code="unsupported_value").response()
-
-    @app.exception_handler(QueueFullError)
-    async def _queue_full(request: Request, error: QueueFullError) -> JSONResponse:
-        headers = {"Retry-After": str(error.retry_after_s)}
-        return APIError(429, str(error), code="rate_limit_exceeded", headers=headers).response()
-
-    @app.exception_handler(NotReadyError)
-    async def _not_ready(request: Request, error: NotReadyError) -> JSONResponse:
-        return APIError(503, str(error), type="server_error", code="model_not_ready").response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -124,3 +119,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return APIError(500, "The server had an error while processing your request.", type="server_error").response()
+
+
+def _install_engine_error_handlers(app: FastAPI) -> None:
+    from asrforge.serving.scheduler import NotReadyError, QueueFullError
+
+    @app.exception_handler(QueueFullError)
+    async def _queue_full(request: Request, error: QueueFullError) -> JSONResponse:
+        headers = {"Retry-After": str(error.retry_after_s)}
+        return APIError(429, str(error), code="rate_limit_exceeded", headers=headers).response()
+
+    @app.exception_handler(NotReadyError)
+    async def _not_ready(request: Request, error: NotReadyError) -> JSONResponse:
+        return APIError(503, str(error), type="server_error", code="model_not_ready").response()

@@ -15,6 +15,7 @@ from asrforge.config import compose
 
 OVERRIDES_ENV = "ASRFORGE_SERVE_OVERRIDES"  # how granian's worker process gets the command line's overrides
 SERVERS = ("uvicorn", "granian")
+ROLES = ("single", "gateway", "worker")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,6 +28,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default: serving.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: serving.port, 8000)")
     p.add_argument("--server", choices=SERVERS, help="ASGI server (default: serving.server)")
+    p.add_argument(
+        "--role",
+        choices=ROLES,
+        default="single",
+        help="single: one process owns the model (default); gateway: a model-less front process forwarding to "
+        "worker processes started on demand (serving.gateway settings, docs/scaling.md); worker: one of those "
+        "(started by the gateway)",
+    )
+    p.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # worker: the listening socket the gateway passes
     p.add_argument("overrides", nargs="*", help="Hydra overrides")
     return p
 
@@ -51,6 +61,14 @@ def main(argv: Sequence[str]) -> int:
     if server not in SERVERS:
         raise SystemExit(f"asrforge serve: unknown server {server!r} (one of {', '.join(SERVERS)})")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    if args.role != "gateway":
+        from asrforge.quiet import quiet_third_party
+
+        quiet_third_party()
+    if args.role != "single":
+        from asrforge.serving.gateway.run import run_role
+
+        return run_role(args.role, cfg, host, port, args.overrides, args.fd)
     if server == "granian":
         return _granian(host, port, args.overrides)
     import uvicorn

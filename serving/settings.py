@@ -10,7 +10,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from asrforge.errors import ConfigError
-from asrforge.serving.vad import VADOptions
+from asrforge.serving.vad_options import VADOptions
+from asrforge.subtitles.options import SubtitleOptions
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,21 @@ class RealtimeSettings:
 
 
 @dataclass(frozen=True)
+class GatewaySettings:
+    """``asrforge serve --role gateway``: worker processes, one model each, started on demand (serving/gateway)."""
+
+    workers: int = 1
+    min_workers: int = 0
+    idle_timeout_s: float | None = 300
+    start_timeout_s: float = 300
+    stop_timeout_s: float = 10
+    retry_after_s: int = 2
+    threads_per_worker: int | None = None
+    devices: tuple[str, ...] = ()
+    log_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -61,6 +77,8 @@ class ServerSettings:
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     vad: VADOptions = field(default_factory=VADOptions)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
     @classmethod
     def from_config(cls, node: DictConfig | Mapping[str, Any] | None) -> ServerSettings:
@@ -78,6 +96,8 @@ _NESTED: dict[str, type] = {
     "chunking": ChunkingSettings,
     "vad": VADOptions,
     "realtime": RealtimeSettings,
+    "subtitles": SubtitleOptions,
+    "gateway": GatewaySettings,
 }
 
 

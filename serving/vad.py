@@ -20,20 +20,13 @@ _torch_threads = torch.get_num_threads()
 from silero_vad import VADIterator, get_speech_timestamps, load_silero_vad  # noqa: E402
 from silero_vad.sequence_vad import get_speech_timestamps_sequence  # noqa: E402
 
+from asrforge.serving.vad_options import VADOptions  # noqa: E402  (re-exported: callers import it from here)
+
 # Importing silero_vad calls torch.set_num_threads(1) for the whole process, which would slow every engine down.
 torch.set_num_threads(_torch_threads)
 
 SAMPLE_RATE = 16_000
 WINDOW = 512  # samples per Silero frame at 16 kHz (32 ms)
-
-
-@dataclass(frozen=True)
-class VADOptions:
-    threshold: float = 0.5  # speech probability at or above which a frame is speech
-    min_speech_ms: int = 250  # shorter bursts (clicks, coughs) are not speech
-    min_silence_ms: int = 300  # a pause at least this long ends a speech span (file) / an utterance (stream)
-    speech_pad_ms: int = 200  # added to each side of a span, so word onsets and tails are not clipped
-    onnx: bool = True  # ONNX Runtime (faster on CPU); False: TorchScript
 
 
 @dataclass(frozen=True)
