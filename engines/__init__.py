@@ -15,6 +15,7 @@ ENGINES: dict[str, str] = {
     "whisper": "asrforge.engines.whisper:WhisperEngine",
     "qwen3_asr": "asrforge.engines.qwen3_asr:Qwen3ASREngine",
     "faster_whisper": "asrforge.engines.faster_whisper:FasterWhisperEngine",
+    "vllm": "asrforge.engines.vllm:VLLMEngine",  # optional: a GPU and the vllm extra, in a venv of its own
 }
 
 
