@@ -15,7 +15,7 @@ from asrforge.config import compose
 
 OVERRIDES_ENV = "ASRFORGE_SERVE_OVERRIDES"  # how granian's worker process gets the command line's overrides
 SERVERS = ("uvicorn", "granian")
-ROLES = ("single", "gateway", "worker")
+ROLES = ("single", "gateway", "worker", "ray")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
         default="single",
         help="single: one process owns the model (default); gateway: a model-less front process forwarding to "
         "worker processes started on demand (serving.gateway settings, docs/scaling.md); worker: one of those "
-        "(started by the gateway)",
+        "(started by the gateway); ray: Ray Serve replicas of the app (serving.ray settings, the ray extra)",
     )
     p.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # worker: the listening socket the gateway passes
     p.add_argument("overrides", nargs="*", help="Hydra overrides")
@@ -61,6 +61,10 @@ def main(argv: Sequence[str]) -> int:
     if server not in SERVERS:
         raise SystemExit(f"asrforge serve: unknown server {server!r} (one of {', '.join(SERVERS)})")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    if args.role == "ray":
+        from asrforge.serving.ray_serve import serve_forever
+
+        return serve_forever(cfg, host, port)
     if args.role != "gateway":
         from asrforge.quiet import quiet_third_party
 

@@ -63,6 +63,21 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class RaySettings:
+    """``asrforge serve --role ray``: this app as Ray Serve replicas, scaled on queue depth (serving/ray_serve.py)."""
+
+    address: str | None = None
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_ongoing_requests: float = 4
+    max_ongoing_requests: int = 64
+    upscale_delay_s: float = 5
+    downscale_delay_s: float = 120
+    num_cpus: float = 1
+    num_gpus: float = 0
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -79,6 +94,7 @@ class ServerSettings:
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    ray: RaySettings = field(default_factory=RaySettings)
 
     @classmethod
     def from_config(cls, node: DictConfig | Mapping[str, Any] | None) -> ServerSettings:
@@ -98,6 +114,7 @@ _NESTED: dict[str, type] = {
     "realtime": RealtimeSettings,
     "subtitles": SubtitleOptions,
     "gateway": GatewaySettings,
+    "ray": RaySettings,
 }
 
 
