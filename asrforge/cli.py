@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asrforge.errors import AsrforgeError, ConfigError, RefusedCombinationError
+from asrforge.errors import AsrforgeError, ConfigError, RefusedCombinationError, UnsupportedOptionError
 from asrforge.quiet import quiet_third_party
 
 if TYPE_CHECKING:
     from asrforge.combination import Combination
     from asrforge.engines.base import BaseEngine, DecodeOptions
     from asrforge.subtitles.files import FileSubtitler
+    from asrforge.translation.plan import TextTranslation
 
 FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
 
@@ -61,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--format", default="text", choices=list(FORMAT_EXTENSIONS), dest="response_format")
     transcribe.add_argument("--language", help="ISO 639-1 code; default: detect")
     transcribe.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    transcribe.add_argument(
+        "--target-language", default="en", help="--task translate into: en (default) or zh (needs a text translator)"
+    )
+    transcribe.add_argument(
+        "--translator", default="chat-completions", help="text translator: a conf/translation option"
+    )
+    transcribe.add_argument("--translator-url", help="its OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
+    transcribe.add_argument("--translator-model", help="the model that endpoint serves")
     transcribe.add_argument("--batch-size", type=int, default=1)
     transcribe.add_argument(
         "--subtitle-mode",
@@ -98,11 +107,23 @@ def _transcribe(args: argparse.Namespace) -> int:
     plugins = ", ".join(engine.applied_plugins) or "no plugins"
     print(f"asrforge: {engine.name} {engine.model_name} on {engine.device} with {plugins} ({source})", file=sys.stderr)
     options = DecodeOptions(language=args.language, task=args.task)
-    subtitler = _subtitler(engine, options, args)
+    translate = None
+    if args.task == "translate":
+        try:
+            options, translate = _translation(engine, options, args)
+        except (ConfigError, UnsupportedOptionError) as error:
+            print(f"asrforge: {error}", file=sys.stderr)
+            return 2
+    subtitler = _subtitler(engine, options, args) if translate is None else None
     if subtitler is not None:
         options = subtitler.options
     failures = 0
     for path, result in transcribe_paths(engine, args.files, options, batch_size=args.batch_size):
+        if translate is not None and not isinstance(result, AsrforgeError):
+            try:
+                result = translate(result)
+            except AsrforgeError as error:
+                result = error
         if isinstance(result, AsrforgeError):
             print(f"asrforge: {path}: {result}", file=sys.stderr)
             failures += 1
@@ -139,6 +160,22 @@ def _subtitler(engine: BaseEngine, options: DecodeOptions, args: argparse.Namesp
     from asrforge.subtitles.options import load_subtitle_options
 
     return FileSubtitler(engine, options, load_subtitle_options(mode=args.subtitle_mode))
+
+
+def _translation(
+    engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace
+) -> tuple[DecodeOptions, TextTranslation | None]:
+    """--task translate: the model's own English pass, or transcription then text translation (asrforge/translation)."""
+    from asrforge.config import load_option
+    from asrforge.translation import make_translator_config
+    from asrforge.translation.plan import translation_step
+
+    node = dict(load_option("translation", args.translator))
+    node.update({k: v for k, v in {"base_url": args.translator_url, "model": args.translator_model}.items() if v})
+    needed = args.translator_url or args.target_language != "en" or not engine.capabilities.translate
+    config = make_translator_config(node) if needed else None
+    translator = config.build() if config is not None else None
+    return translation_step(engine, options, args.target_language, translator, config)
 
 
 def _combination(args: argparse.Namespace) -> tuple[Combination, str]:

@@ -24,6 +24,7 @@ from asrforge.serving.routers import audio, realtime, system
 from asrforge.serving.scheduler import InferenceScheduler
 from asrforge.serving.service import TranscriptionService
 from asrforge.serving.settings import ServerSettings
+from asrforge.serving.translation import build_translator
 
 log = logging.getLogger(__name__)
 REPETITION_GUARD = "repetition_guard"
@@ -77,6 +78,7 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
     app.state.served_models = frozenset(app.state.model_ids)
     app.state.started_at = int(time.time())
     app.state.origin = origin
+    app.state.translator_config, app.state.translator = build_translator(settings)  # serving.translation
 
     install_error_handlers(app)
     app.include_router(audio.router)

@@ -95,6 +95,9 @@ class ServerSettings:
     subtitles: SubtitleOptions = field(default_factory=SubtitleOptions)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     ray: RaySettings = field(default_factory=RaySettings)
+    # Text translation back-end for /v1/audio/translations: None, a conf/translation option name, or its node
+    # (``_target_`` and fields); the back-end's own config dataclass checks the fields (asrforge/translation).
+    translation: str | dict[str, Any] | None = None
 
     @classmethod
     def from_config(cls, node: DictConfig | Mapping[str, Any] | None) -> ServerSettings:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +34,33 @@ def dev_manifest(dev_dir: Path) -> list[dict]:
 @pytest.fixture(scope="session")
 def jfk_path(dev_dir: Path) -> Path:
     return dev_dir / "fasterwhisper_jfk.wav"
+
+
+class ChatServer:
+    """tests/translation/chat_server.py running as its own process: ``url`` is its OpenAI base URL, ``requests()``
+    the payloads it received (oldest first)."""
+
+    def __init__(self, url: str, log: Path):
+        self.url = url
+        self.log = log
+
+    def requests(self, model: str | None = None) -> list[dict]:
+        lines = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
+        return [r for r in map(json.loads, lines) if model is None or r["model"] == model]
+
+
+@pytest.fixture(scope="session")
+def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
+    """A real chat-completions server process on loopback with explicit, deterministic answers (translation back-end
+    tests; its docstring says what it answers)."""
+    log = tmp_path_factory.mktemp("chat_server") / "requests.jsonl"
+    script = Path(__file__).parent / "translation" / "chat_server.py"
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--log", str(log), "--slow-s", "30"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(process.stdout.readline())
+        yield ChatServer(f"http://127.0.0.1:{port}/v1", log)
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -21,6 +21,13 @@ from asrforge.serving.errors import APIError, error_responses
 from asrforge.serving.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
 from asrforge.serving.service import StreamJob, TranscriptionService
+from asrforge.serving.translation import (
+    TRANSLATION_ERRORS,
+    TargetLanguageField,
+    TextTranslation,
+    plan_request,
+    translated_body,
+)
 
 router = APIRouter(prefix="/v1/audio", tags=["audio"], dependencies=[Depends(require_api_key)])
 
@@ -82,9 +89,9 @@ async def create_transcription(
 
 @router.post(
     "/translations",
-    summary="Translate audio into English text",
+    summary="Translate audio into English or Chinese text",
     response_model=None,
-    responses={**TRANSCRIPTION_RESPONSES, **ERRORS},
+    responses={**TRANSCRIPTION_RESPONSES, **ERRORS, **TRANSLATION_ERRORS},
 )
 async def create_translation(
     request: Request,
@@ -93,10 +100,12 @@ async def create_translation(
     prompt: PromptField = None,
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
+    target_language: TargetLanguageField = "en",
 ) -> Response:
-    await _reject_unknown_fields(request, TRANSLATION_FIELDS)
+    await _reject_unknown_fields(request, TRANSLATION_FIELDS | {"target_language"})
     options = DecodeOptions(task="translate", prompt=prompt or None, temperature=temperature)
-    return await _respond(request, file, model, options, response_format, stream=False)
+    options, translate_to = await plan_request(request.app.state, target_language, options)
+    return await _respond(request, file, model, options, response_format, stream=False, translate_to=translate_to)
 
 
 async def _respond(
@@ -106,6 +115,7 @@ async def _respond(
     options: DecodeOptions,
     response_format: str,
     stream: bool,
+    translate_to: TextTranslation | None = None,
 ) -> Response:
     state = request.app.state
     service: TranscriptionService = state.service
@@ -116,6 +126,9 @@ async def _respond(
     if stream:
         job = await service.start_stream(audio, options)
         return EventSourceResponse(_events(state, job), ping=15, send_timeout=30)
+    if translate_to:  # transcription, then text translation keeping each segment's timing: serving/translation.py
+        body = await service.with_timeout(translated_body(service, audio, options, translate_to, response_format))
+        return Response(body, media_type=MEDIA_TYPES[response_format])
     transcript = await service.with_timeout(service.transcribe(audio, options))
     body = render(transcript, response_format, task=options.task)
     return Response(body, media_type=MEDIA_TYPES[response_format])
