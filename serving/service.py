@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,8 @@ from asrforge.transcript import Transcript
 @dataclass(frozen=True)
 class Audio:
     samples: np.ndarray
+    # The one VAD pass of this upload (an asyncio task), shared by chunking and subtitle timing.
+    vad: dict[str, asyncio.Future] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def duration_s(self) -> float:
@@ -73,8 +75,14 @@ class TranscriptionService:
         max_chunk_s = min(window, self.settings.chunking.stream_max_chunk_s) if streaming else window
         if audio.duration_s <= max_chunk_s:
             return [Chunk(0, audio.samples.size)]
-        spans = await run_in_threadpool(self.detector.speech_spans, audio.samples)
+        spans = await self.speech_spans(audio)
         return plan_chunks(spans, audio.samples.size, max_chunk_s, SAMPLE_RATE, audio=audio.samples)
+
+    async def speech_spans(self, audio: Audio) -> list[tuple[int, int]]:
+        """Silero's speech spans of ``audio`` (padded by ``vad.speech_pad_ms``), computed once per upload."""
+        if "spans" not in audio.vad:
+            audio.vad["spans"] = asyncio.ensure_future(run_in_threadpool(self.detector.speech_spans, audio.samples))
+        return await asyncio.shield(audio.vad["spans"])
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
         engine = await self.scheduler.wait_ready()

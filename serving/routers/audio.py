@@ -21,6 +21,7 @@ from asrforge.serving.errors import APIError, error_responses
 from asrforge.serving.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
 from asrforge.serving.service import StreamJob, TranscriptionService
+from asrforge.serving.subtitles import timed_body, wants_timing
 from asrforge.serving.translation import (
     TRANSLATION_ERRORS,
     TargetLanguageField,
@@ -35,7 +36,10 @@ TRANSCRIPTION_FIELDS = frozenset(
     {"file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
      "timestamp_granularities", "stream", "chunking_strategy"}
 )  # fmt: skip
-TRANSLATION_FIELDS = frozenset({"file", "model", "prompt", "response_format", "temperature"})
+TRANSLATION_FIELDS = frozenset(
+    {"file", "model", "prompt", "response_format", "temperature",
+     "timestamp_granularities[]", "timestamp_granularities"}
+)  # fmt: skip
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 ERRORS = error_responses(400, 401, 404, 413, 429, 503, 504)
 
@@ -46,6 +50,10 @@ ModelField = Annotated[str, Form(description="The served model's id, or an alias
 PromptField = Annotated[str | None, Form(description="Text to guide the model's style or continue earlier audio")]
 FormatField = Annotated[ResponseFormat, Form(description="json, text, srt, verbose_json or vtt")]
 TemperatureField = Annotated[float, Form(ge=0, le=1, description="0 = greedy decoding")]
+GranularitiesField = Annotated[
+    list[Literal["word", "segment"]] | None,
+    Form(alias="timestamp_granularities[]", description="segment and/or word (word needs verbose_json)"),
+]
 
 
 @router.post(
@@ -62,21 +70,14 @@ async def create_transcription(
     prompt: PromptField = None,
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
-    timestamp_granularities: Annotated[
-        list[Literal["word", "segment"]] | None,
-        Form(alias="timestamp_granularities[]", description="segment and/or word (word needs verbose_json)"),
-    ] = None,
+    timestamp_granularities: GranularitiesField = None,
     stream: Annotated[bool, Form(description="Server-sent events: a delta per finished chunk, then done")] = False,
     chunking_strategy: Annotated[
         str | None, Form(description='"auto" or a server_vad object; the server always cuts long audio at silences')
     ] = None,
 ) -> Response:
     await _reject_unknown_fields(request, TRANSCRIPTION_FIELDS)
-    granularities = set(timestamp_granularities or ["segment"])
-    if "word" in granularities and response_format != "verbose_json":
-        raise APIError(
-            400, "timestamp_granularities[]=word requires response_format=verbose_json", param="timestamp_granularities"
-        )
+    granularities = _granularities(timestamp_granularities, response_format)
     _check_chunking_strategy(chunking_strategy)
     options = DecodeOptions(
         language=_language(language),
@@ -100,10 +101,12 @@ async def create_translation(
     prompt: PromptField = None,
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
+    timestamp_granularities: GranularitiesField = None,
     target_language: TargetLanguageField = "en",
 ) -> Response:
     await _reject_unknown_fields(request, TRANSLATION_FIELDS | {"target_language"})
-    options = DecodeOptions(task="translate", prompt=prompt or None, temperature=temperature)
+    words = "word" in _granularities(timestamp_granularities, response_format)
+    options = DecodeOptions(task="translate", prompt=prompt or None, temperature=temperature, word_timestamps=words)
     options, translate_to = await plan_request(request.app.state, target_language, options)
     return await _respond(request, file, model, options, response_format, stream=False, translate_to=translate_to)
 
@@ -128,6 +131,9 @@ async def _respond(
         return EventSourceResponse(_events(state, job), ping=15, send_timeout=30)
     if translate_to:  # transcription, then text translation keeping each segment's timing: serving/translation.py
         body = await service.with_timeout(translated_body(service, audio, options, translate_to, response_format))
+        return Response(body, media_type=MEDIA_TYPES[response_format])
+    if wants_timing(response_format, options):  # SRT/WebVTT cues and word timestamps: serving/subtitles.py
+        body = await service.with_timeout(timed_body(service, engine, audio, options, response_format))
         return Response(body, media_type=MEDIA_TYPES[response_format])
     transcript = await service.with_timeout(service.transcribe(audio, options))
     body = render(transcript, response_format, task=options.task)
@@ -173,10 +179,18 @@ def _check_model(model: str, served: frozenset[str]) -> None:
 
 
 def _check_options(engine: BaseEngine, options: DecodeOptions) -> None:
-    """Refuse what the model cannot do before the audio is decoded (the engine would refuse it later anyway)."""
-    if options.word_timestamps and not engine.capabilities.word_timestamps:
-        raise APIError(400, f"{engine.model_name} cannot give word timestamps", param="timestamp_granularities")
+    """Refuse what the model cannot do before the audio is decoded (the engine would refuse it later anyway). Word
+    timestamps are never refused: an engine without an aligner gets heuristic times (serving/subtitles.py)."""
     engine.check_options(options)
+
+
+def _granularities(requested: list[str] | None, response_format: str) -> set[str]:
+    granularities = set(requested or ["segment"])
+    if "word" in granularities and response_format != "verbose_json":
+        raise APIError(
+            400, "timestamp_granularities[]=word requires response_format=verbose_json", param="timestamp_granularities"
+        )
+    return granularities
 
 
 def _language(language: str | None) -> str | None:

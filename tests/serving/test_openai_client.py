@@ -30,17 +30,18 @@ def test_text_response_is_the_plain_transcript(client, jfk_bytes, jfk_transcript
     assert text.strip() == jfk_transcript.text
 
 
-def test_srt_and_vtt_parse_with_real_parsers_and_keep_the_segments(client, jfk_bytes, jfk_transcript):
+def test_srt_and_vtt_parse_with_real_parsers_and_keep_the_words(client, jfk_bytes, jfk_transcript):
+    """Cues are laid out from timed words (asrforge/subtitles; its own tests check the timing and layout)."""
     srt_body = client.audio.transcriptions.create(file=("jfk.wav", jfk_bytes), model="whisper-1", response_format="srt")
     cues = list(srt.parse(srt_body))
-    assert [c.content for c in cues] == [s.text.strip() for s in jfk_transcript.segments]
-    assert cues[0].start.total_seconds() == pytest.approx(jfk_transcript.segments[0].start, abs=0.001)
+    assert " ".join(c.content for c in cues).split() == jfk_transcript.text.split()
+    assert jfk_transcript.segments[0].start <= cues[0].start.total_seconds()
     vtt_body = client.audio.transcriptions.create(file=("jfk.wav", jfk_bytes), model="whisper-1", response_format="vtt")
     captions = webvtt.from_buffer(io.StringIO(vtt_body))
     assert [c.text for c in captions] == [c.content for c in cues]
     hours, minutes, seconds = captions[-1].end.split(":")
     end = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    assert end == pytest.approx(jfk_transcript.segments[-1].end, abs=0.001)
+    assert end == pytest.approx(cues[-1].end.total_seconds(), abs=0.001) and end <= jfk_transcript.duration_s
 
 
 def test_verbose_json_has_segments_language_and_duration(client, jfk_bytes, jfk_transcript):

@@ -51,7 +51,7 @@ def test_translation_gives_english_in_every_format(base_server, dev_dir, multi_m
     cues = list(
         srt.parse(client.audio.translations.create(file=("de.wav", audio), model="whisper-1", response_format="srt"))
     )
-    assert " ".join(c.content for c in cues) == text.strip()
+    assert " ".join(c.content for c in cues).split() == text.split()
     # The same server still transcribes in the source language.
     original = client.audio.transcriptions.create(file=("de.wav", audio), model="whisper-1", language="de").text
     assert original != text and "raum" in original.lower()

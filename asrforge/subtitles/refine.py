@@ -1,0 +1,74 @@
+"""Aligner word times tidied the way openai-whisper and faster-whisper tidy them, then pulled into detected speech.
+
+Cross-attention DTW tends to stretch the first word of a segment back to the segment's start (often silence), the
+word after a pause back into the pause, and the last word of a segment on into the next one. A word after a pause
+that is longer than twice the median word is cut to that, keeping its end. Then a word that starts in silence
+starts where the speech does and one that ends in silence ends where the speech stops (stable-ts calls this
+silence suppression); a word still too long and spanning a pause keeps only its side of the pause.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import replace
+from statistics import median
+
+from asrforge.transcript import Transcript
+
+_MEDIAN_CAP_S = 0.7  # openai-whisper's cap on the median word duration used for the bound
+_PAUSE_S = 0.2  # a word after a gap this long counts as after a pause
+
+
+def refine_words(transcript: Transcript, speech: Sequence[tuple[float, float]] = ()) -> Transcript:
+    """``transcript`` with each segment's words bounded in length after pauses and snapped into ``speech``."""
+    durations = [w.end - w.start for s in transcript.segments for w in s.words if w.end > w.start]
+    longest = 2 * min(median(durations), _MEDIAN_CAP_S) if durations else None
+    starts = [s for s, _ in speech]
+    segments = []
+    previous_end = 0.0
+    for segment in transcript.segments:
+        words = []
+        for index, word in enumerate(segment.words):
+            start, end = word.start, word.end
+            after_pause = index == 0 or start - previous_end >= _PAUSE_S
+            if longest is not None and after_pause and end - start > longest:
+                start = end - longest
+            if speech:
+                start, end = _snap(start, end, speech, starts)
+                if longest is not None and end - start > longest:
+                    # The last word of a segment overruns into what follows (its end is the unreliable side);
+                    # any other word is pulled back over the pause before it (its start is).
+                    if index == len(segment.words) - 1:
+                        end = _first_offset_inside(start, end, speech)
+                    else:
+                        start = _last_onset_inside(start, end, starts)
+            words.append(replace(word, start=round(start, 3), end=round(end, 3)))
+            previous_end = word.end
+        segments.append(replace(segment, words=tuple(words)))
+    return replace(transcript, segments=segments)
+
+
+def _snap(start: float, end: float, speech: Sequence[tuple[float, float]], starts: list[float]) -> tuple[float, float]:
+    """Move a start out of silence to the next speech onset and an end back to the last speech offset, when the
+    word still overlaps speech after the move."""
+    after = bisect.bisect_right(starts, start) - 1  # the last span starting at or before ``start``
+    if after < 0 or start >= speech[after][1]:  # ``start`` lies in silence
+        following = after + 1
+        if following < len(speech) and speech[following][0] < end:
+            start = speech[following][0]
+    before = bisect.bisect_left(starts, end) - 1  # the last span starting before ``end``
+    if before >= 0 and end > speech[before][1] and speech[before][1] > start:  # ``end`` lies in silence
+        end = speech[before][1]
+    return start, max(end, start)
+
+
+def _last_onset_inside(start: float, end: float, starts: list[float]) -> float:
+    """A word stretched over a pause starts where the speech after the pause does (``start`` if none inside)."""
+    inside = bisect.bisect_left(starts, end) - 1
+    return starts[inside] if inside >= 0 and starts[inside] > start else start
+
+
+def _first_offset_inside(start: float, end: float, speech: Sequence[tuple[float, float]]) -> float:
+    """A segment's last word stretched over a pause ends where the speech before the pause does."""
+    return next((e for s, e in speech if start < e < end and s < e), end)
