@@ -4,6 +4,7 @@ the gateway passes it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Sequence
 
@@ -16,6 +17,8 @@ def run_role(role: str, cfg: DictConfig, host: str, port: int, overrides: Sequen
     if role == "gateway":
         from asrforge.serving.gateway.app import create_gateway_app
 
+        # One line per forwarded request from httpx would double uvicorn's access log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         app = create_gateway_app(cfg, overrides)
         uvicorn.run(app, host=host, port=port, ws_per_message_deflate=False, log_level="info")
         return 0
