@@ -32,12 +32,19 @@ def test_gateway_and_ray_settings_refuse_unknown_keys() -> None:
         ServerSettings.from_config({"ray": {"replicas": 2}})
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package (hydra_plugins) is missing too
+        return False
+
+
 @pytest.mark.parametrize(
     ("launcher", "plugin"),
     [("ray_cluster", "hydra_plugins.hydra_ray_launcher"), ("submitit", "hydra_plugins.hydra_submitit_launcher")],
 )
 def test_the_sweep_launchers_resolve(launcher: str, plugin: str) -> None:
-    if importlib.util.find_spec(plugin) is None:
+    if not _installed(plugin):
         pytest.skip(f"{plugin} is not installed (the `sweeps` extra)")
     with initialize_config_module("asrforge.conf", version_base=None):
         cfg = compose("bench", [f"hydra/launcher={launcher}"], return_hydra_config=True)
