@@ -29,6 +29,7 @@ from asrforge.serving.metrics import RequestTimer
 from asrforge.serving.settings import ServerSettings
 
 router = APIRouter()
+ANSWER_MARGIN_S = 30
 
 
 @router.get("/health", tags=["system"], summary="Liveness: the gateway answers")
@@ -82,7 +83,9 @@ def create_gateway_app(
     cfg = OmegaConf.create(dict(cfg or {})) if not isinstance(cfg, DictConfig) else cfg
     settings = ServerSettings.from_config(cfg.get("serving"))
     gateway_metrics = GatewayMetrics()
-    pool = WorkerPool(settings.gateway, worker_overrides, gateway_metrics)
+    # The worker answers 504 itself at its request timeout; the gateway gives it a margin beyond that.
+    answer_timeout_s = settings.limits.request_timeout_s + ANSWER_MARGIN_S
+    pool = WorkerPool(settings.gateway, worker_overrides, gateway_metrics, answer_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

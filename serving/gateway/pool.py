@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class WorkerPool:
-    def __init__(self, settings: GatewaySettings, overrides: Sequence[str], metrics: GatewayMetrics):
+    def __init__(
+        self, settings: GatewaySettings, overrides: Sequence[str], metrics: GatewayMetrics, answer_timeout_s: float
+    ):
         if settings.workers < 1 or not 0 <= settings.min_workers <= settings.workers:
             raise ValueError(f"gateway needs 1 <= workers and 0 <= min_workers <= workers (got {settings})")
         self.settings = settings
@@ -42,6 +44,7 @@ class WorkerPool:
                 metrics,
                 settings.start_timeout_s,
                 settings.stop_timeout_s,
+                answer_timeout_s,
             )
             for index in range(settings.workers)
         ]

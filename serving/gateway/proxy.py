@@ -37,6 +37,10 @@ def unavailable_error(error: WorkerUnavailable, retry_after_s: int) -> APIError:
     )
 
 
+def _timed_out(seconds: float) -> APIError:
+    return APIError(504, f"the worker did not answer within {seconds:g} s", code="timeout")
+
+
 def sse_error_event(message: str) -> bytes:
     body = {"type": "error", "error": {"message": message, "type": "server_error", "code": "worker_unavailable"}}
     return f"data: {json.dumps(body)}\n\n".encode()
@@ -60,16 +64,18 @@ async def forward_http(request: Request, pool: WorkerPool, retry_after_s: int) -
         )
         try:
             upstream = await client.send(upstream_request, stream=True)
+        except (httpx.ReadTimeout, httpx.WriteTimeout):
+            raise _timed_out(slot.answer_timeout_s) from None
         except httpx.TransportError as error:
             raise slot.unavailable(f"went away before answering ({type(error).__name__})") from error
         headers = _forwarded(upstream.headers.items())
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
             streaming = True
-            return StreamingResponse(
-                _relay_events(upstream, slot), status_code=upstream.status_code, headers=headers
-            )
+            return StreamingResponse(_relay_events(upstream, slot), status_code=upstream.status_code, headers=headers)
         try:
             content = await upstream.aread()
+        except (httpx.ReadTimeout, httpx.WriteTimeout):
+            raise _timed_out(slot.answer_timeout_s) from None
         except httpx.TransportError as error:
             raise slot.unavailable(f"went away while answering ({type(error).__name__})") from error
         finally:

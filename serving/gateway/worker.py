@@ -61,6 +61,7 @@ class WorkerSlot:
         metrics: GatewayMetrics,
         start_timeout_s: float,
         stop_timeout_s: float,
+        answer_timeout_s: float,
     ):
         self.index = index
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -75,6 +76,7 @@ class WorkerSlot:
         self.metrics = metrics
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        self.answer_timeout_s = answer_timeout_s
         self.state = WorkerState.STOPPED
         self.process: asyncio.subprocess.Process | None = None
         self.client: httpx.AsyncClient | None = None
@@ -184,7 +186,14 @@ class WorkerSlot:
         self.sock.close()
 
     async def _wait_ready(self, process: asyncio.subprocess.Process, began: float) -> None:
-        client = httpx.AsyncClient(base_url=self.url, timeout=httpx.Timeout(None, connect=10))
+        # A worker that stops answering (hung, not dead) must not hold its callers forever either.
+        client = httpx.AsyncClient(
+            base_url=self.url,
+            timeout=httpx.Timeout(self.answer_timeout_s, connect=10),
+            # No cap of httpx's own (100): the worker's queue limit answers 429 itself; a cap here would make
+            # caller 101 wait in the gateway, invisible to the worker's Retry-After.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
         deadline = time.perf_counter() + self.start_timeout_s
         reason: str | None = None
         while reason is None:
