@@ -62,10 +62,10 @@ async def http_call(client: httpx.AsyncClient, clip: Clip, deadline: float) -> O
         outcome.text = response.json()["text"]
         outcome.latency_s = time.perf_counter() - outcome.started
         return outcome.close("ok", http_status=200)
-    code = (response.json().get("error") or {}).get("code")
+    error = response.json().get("error") or {}
     return outcome.close(
         "5xx" if response.status_code >= 500 else "4xx",
-        f"code={code} retry-after={response.headers.get('retry-after')}",
+        f"code={error.get('code')} retry-after={response.headers.get('retry-after')} message={error.get('message')}",
         response.status_code,
     )
 
@@ -124,6 +124,9 @@ def summarise(
     sse_error_events = [o for o in failed if o.status == "error" and "worker" in (o.detail or "")]
     other = [o for o in failed if o not in is_503 and o not in sse_error_events]
     last_failure = max((o.finished for o in failed if o.finished), default=None)
+    # The gateway's 503 and SSE error event name the worker (serving/gateway/worker.py): the killed one is worker 0.
+    of_killed_worker = [o for o in failed if "worker 0 " in (o.detail or "")]
+    before_kill = [o for o in failed if killed is None or (o.finished or 0) < killed]
     return {
         "requests": len(outcomes),
         "by_kind": {kind: sum(o.kind == kind for o in outcomes) for kind in ("http", "sse")},
@@ -134,6 +137,8 @@ def summarise(
         "failed_sse_error_event": len(sse_error_events),
         "failed_other": len(other),
         "failed_other_examples": [f"{o.kind} {o.status} {o.http_status} {o.detail}" for o in other[:5]],
+        "failed_naming_killed_worker": len(of_killed_worker),
+        "failed_before_kill": len(before_kill),
         "hung_clients": hung,
         "lost": sum(o.status == "lost" for o in outcomes),
         "kill_at_s": round(killed - start, 2) if killed else None,

@@ -79,14 +79,21 @@ async def load(url: str, clips: list[Clip], references: dict, args: argparse.Nam
     }
 
 
+async def _references(url: str, clips: list[Clip]) -> dict[str, dict[str, str]]:
+    """The single server's lone-request answers; the client is closed on the loop its connections belong to."""
+    target = Target(url)
+    try:
+        return await lone_references(target, clips, list(KINDS))
+    finally:
+        await target.aclose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     console = Console()
     clips = dev_clips(args.files)
     with server_process("ray-reference-single", list(MODEL_OVERRIDES), console) as single:
-        target = Target(single.url)
-        references = asyncio.run(lone_references(target, clips, list(KINDS)))
-        asyncio.run(target.aclose())
+        references = asyncio.run(_references(single.url, clips))
 
     import ray
     from ray import serve

@@ -70,6 +70,13 @@ def plot_throughput(record: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def _naming(kill: dict[str, Any]) -> str:
+    """How many failures name the killed worker (records before that field was kept say so)."""
+    if "failed_naming_killed_worker" not in kill:
+        return "not recorded"
+    return f"{kill['failed_naming_killed_worker']} of {kill['failed']}"
+
+
 def render(report_dir: Path = REPORT_DIR) -> list[Path]:
     found = latest(read_records(report_dir))
     written: list[Path] = []
@@ -119,9 +126,9 @@ def render(report_dir: Path = REPORT_DIR) -> list[Path]:
             f"{kill['recovery_s']} s |",
             "",
             f"Worker 0 was killed {kill['kill_at_s']} s into the load; the last failure came "
-            f"{kill['failures_after_kill_s']} s after the kill. The other worker's callers were not affected: every "
-            "failure is a caller of the killed worker (a 503 for a plain request, an error event for an SSE stream "
-            "whose 200 had already gone out).",
+            f"{kill['failures_after_kill_s']} s after the kill. Failures naming the killed worker in their 503 or "
+            f"SSE error event: {_naming(kill)}; failures before the kill: {kill.get('failed_before_kill', 'n/a')} "
+            "(a 503 for a plain request, an error event for an SSE stream whose 200 had already gone out).",
             "",
         ]
         if kill["failed_other_examples"]:
