@@ -2,9 +2,10 @@
 
 A small fixed benchmark (``conf/gate.yaml``: a few dev-set files through this device's benchmark winner, the
 unoptimised path and the faster-whisper peer, each loaded once) compared with the committed baseline
-``reports/<device>/gate_baseline.json``. Speed is judged as each subject's time relative to the peer's in the same
-interleaved trials, so a slower machine or a busy neighbour moves both; WER on the files is judged exactly. Prints a
-table, writes a JSON artefact and a history line, and exits 1 on a regression (2 when it cannot judge)::
+``reports/<device>/gate_baseline/<machine>.json``. Speed is judged as each subject's time relative to the peer's in
+the same interleaved trials, so a slower machine or a busy neighbour moves both; WER on the files is judged exactly.
+Prints a table, writes a JSON artefact and a history line, and exits 1 on a regression or on a baseline of another
+winner than ``reports/winner.yaml`` names now (2 when it cannot judge)::
 
     asrforge gate                      # make gate
     asrforge gate --update             # make gate-update: measure anew and rewrite the baseline
@@ -31,13 +32,20 @@ from asrforge.config import conf_dir
 from asrforge.engines.base import BaseEngine
 from asrforge.errors import AsrforgeError, ConfigError
 from asrforge.experiments.datasets import load_manifest, register_resolvers
-from asrforge.experiments.device import device_info, device_key, versions
-from asrforge.experiments.gate_report import append_history, print_report, read_json, write_json
+from asrforge.experiments.device import device_info, device_key, slug, versions
+from asrforge.experiments.gate_report import (
+    BUSY,
+    append_history,
+    busy_share,
+    print_report,
+    read_json,
+    write_json,
+)
 from asrforge.experiments.gate_stats import REGRESSION, log_ratios
 from asrforge.experiments.gate_trials import TrialRun, extend, load_subjects, run_trials
 from asrforge.experiments.gate_verdict import Figure, judge, overall, staleness, unsure
 from asrforge.experiments.scoring import score
-from asrforge.experiments.winner import load_winner
+from asrforge.experiments.winner import read_winners
 from asrforge.optimizations import application_order, make_plugins
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CANNOT_JUDGE = 0, 1, 2
@@ -57,14 +65,17 @@ class Plan:
     cfg: DictConfig
     device: str  # cpu, cuda, cuda:N
     key: str  # the report folder of the device: cpu, nvidia-h100-80gb-hbm3
+    machine: str  # the processor, as a slug: intel-r-xeon-r-processor, nvidia-h100-80gb-hbm3
     combinations: dict[str, Combination]
+    selections: dict[str, dict[str, Any]]  # per subject, what conf/gate.yaml and winner.yaml asked for
+    winners: dict[str, dict[str, Any]]  # per winner subject: which benchmark run and row it came from
     audio: list[np.ndarray]
     references: list[str]
     languages: list[str | None]
 
     @property
     def baseline_path(self) -> Path:
-        return Path(str(self.cfg.baseline_file).format(device=self.key))
+        return Path(str(self.cfg.baseline_file).format(device=self.key, machine=self.machine))
 
 
 def plan(cfg: DictConfig) -> Plan:
@@ -75,18 +86,27 @@ def plan(cfg: DictConfig) -> Plan:
     key = device_key(device)
     if cfg.reference not in cfg.subjects:
         raise ConfigError(f"the gate's reference {cfg.reference!r} is not one of its subjects")
-    combinations = {}
+    combinations, selections, winners = {}, {}, {}
     for name, spec in cfg.subjects.items():
+        name = str(name)
         if spec.get("winner"):
-            combination = load_winner(key, path=cfg.winner_file)
-            if combination is None:
+            entry = read_winners(cfg.winner_file).get(key)
+            if not entry:
                 raise ConfigError(
                     f"{cfg.winner_file} has no winner for {key}: run `asrforge bench` on this device first"
                 )
+            selections[name] = {field: entry.get(field) for field in ("engine", "plugins", "settings")}
+            winners[name] = {field: entry.get(field) for field in ("row", "run_id", "commit", "timestamp")}
+            combination = Combination(
+                engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry.get("settings") or {})
+            )
         else:
-            combination = Combination.named(spec.engine, list(spec.get("plugins") or ()))
+            plugins = list(spec.get("plugins") or ())
+            overrides = dict(spec.get("overrides") or {})
+            selections[name] = {"engine_option": str(spec.engine), "plugins": plugins, "overrides": overrides}
+            combination = Combination.named(spec.engine, plugins, **overrides)
         combination.engine = {**combination.engine, "device": device}
-        combinations[str(name)] = combination
+        combinations[name] = combination
     dataset = load_manifest(cfg.manifest)
     by_name = {utterance.audio.name: utterance for utterance in dataset.utterances}
     missing = [name for name in cfg.files if name not in by_name]
@@ -97,7 +117,10 @@ def plan(cfg: DictConfig) -> Plan:
         cfg=cfg,
         device=device,
         key=key,
+        machine=slug(device_info(device)["name"]),
         combinations=combinations,
+        selections=selections,
+        winners=winners,
         audio=[load_audio(utterance.audio) for utterance in utterances],
         references=[utterance.text for utterance in utterances],
         languages=[utterance.language for utterance in utterances],
@@ -105,15 +128,21 @@ def plan(cfg: DictConfig) -> Plan:
 
 
 def identity(plan: Plan) -> dict[str, Any]:
-    """What a baseline must have measured to judge this plan: the files, the reference, every subject's engine and
-    plugins (in the order they apply)."""
+    """What a baseline must have measured to judge this plan: the files, the reference, and every subject's
+    ``selection`` (the winner's entry in winner.yaml, or the engine option and plugins named in conf/gate.yaml).
+    Also recorded, not compared: the combination as it runs (plugins in the order they apply) and, for the winner,
+    the benchmark run and row it came from."""
     subjects = {}
     for name, combination in plan.combinations.items():
         plugins = application_order(make_plugins(combination.plugins, combination.settings or None))
         subjects[name] = {
-            "combination": {"engine": dict(combination.engine), "plugins": [plugin.name for plugin in plugins]}
+            "selection": plan.selections[name],
+            "combination": {"engine": dict(combination.engine), "plugins": [plugin.name for plugin in plugins]},
         }
-    return {"config": {"files": list(plan.cfg.files), "reference": plan.cfg.reference}, "subjects": subjects}
+        if name in plan.winners:
+            subjects[name]["winner"] = plan.winners[name]
+    config = {"files": list(plan.cfg.files), "reference": plan.cfg.reference, "threads": plan.cfg.threads}
+    return {"config": config, "subjects": subjects}
 
 
 def gate_document(
@@ -142,6 +171,7 @@ def gate_document(
         "config": {
             "files": list(cfg.files),
             "reference": cfg.reference,
+            "threads": cfg.threads,
             "max_slowdown": cfg.max_slowdown,
             "alpha": cfg.alpha,
             "wer_tolerance_points": cfg.wer_tolerance_points,
@@ -207,7 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         gate = plan(cfg)
         baseline = None if args.update else read_json(gate.baseline_path)
         if baseline is None and not args.update:
-            console.print(f"asrforge gate: no baseline at {gate.baseline_path}; `make gate-update` measures one")
+            console.print(
+                f"asrforge gate: no baseline for this machine ({device_info(gate.device)['name']}) at "
+                f"{gate.baseline_path}: speed ratios do not carry across processor models; `make gate-update` "
+                "measures one here"
+            )
             return EXIT_CANNOT_JUDGE
         stale = None if baseline is None else staleness(identity(gate), baseline)
         if stale:
@@ -217,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"asrforge gate: {', '.join(gate.combinations)} on {gate.key}, {len(cfg.files)} files"
             + (" (measuring a new baseline)" if args.update else f", against {gate.baseline_path}")
         )
-        engines, load_s = load_subjects(gate.combinations)
+        engines, load_s = load_subjects(gate.combinations, cfg.threads)
     except (AsrforgeError, FileNotFoundError, ValueError) as error:
         console.print(f"asrforge gate: {error}")
         return EXIT_CANNOT_JUDGE
@@ -229,6 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.update:
         path = write_json(gate.baseline_path, document)
         console.print(f"wrote the baseline {path} ({document['wall_s']:.0f} s)")
+        busy = busy_share(document)
+        if busy is not None and busy > BUSY:
+            console.print(
+                f"[yellow]note: other processes used {busy:.0%} of the CPU meanwhile; the ratios move with the load, "
+                "so a baseline from a quiet machine judges best (reports/gate/README.md, Limits)[/]"
+            )
         return EXIT_PASS
     verdict = overall(figures)
     document.update(

@@ -16,6 +16,9 @@ from rich.table import Table
 from asrforge.experiments.gate_stats import FASTER, PASS, REGRESSION, UNSURE
 from asrforge.experiments.gate_verdict import STALE, Figure
 
+# A share of the CPU taken by other processes, or a difference in it between this run and the baseline, large enough
+# to move the ratios (reports/gate/README.md, Limits).
+BUSY = 0.2
 VERDICT_STYLES = {PASS: "green", FASTER: "cyan", UNSURE: "yellow", REGRESSION: "bold red", STALE: "bold red"}
 
 
@@ -80,8 +83,20 @@ def print_report(
                 f"note: the baseline was measured on {baseline['device'].get('name')}: ratios carry over between "
                 "machines only as far as both engines gain alike from the new one"
             )
+        busy_now, busy_then = busy_share(run), busy_share(baseline)
+        if busy_now is not None and busy_then is not None and abs(busy_now - busy_then) > BUSY:
+            console.print(
+                f"note: other processes used {busy_now:.0%} of the CPU here, {busy_then:.0%} while the baseline was "
+                "measured: the winner's ratio to the peer moves with the load (reports/gate/README.md, Limits)"
+            )
     if any(figure.verdict == FASTER for figure in figures):
         console.print("[cyan]faster than the baseline: `make gate-update` keeps the gain from slipping back[/]")
+
+
+def busy_share(document: Mapping[str, Any]) -> float | None:
+    """Median share of the CPU other processes used during the trials of a gate document."""
+    shares = [share for share in document.get("foreign_cpu") or () if share is not None]
+    return statistics.median(shares) if shares else None
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any] | None:

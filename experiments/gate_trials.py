@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from asrforge.combination import Combination
 from asrforge.engines.base import BaseEngine, DecodeOptions
@@ -39,8 +40,11 @@ class TrialRun:
     wall_s: float = 0.0
 
 
-def load_subjects(combinations: Mapping[str, Combination]) -> tuple[dict[str, BaseEngine], dict[str, float]]:
-    """Load and compose every subject once; returns the engines and their load times (seconds)."""
+def load_subjects(
+    combinations: Mapping[str, Combination], threads: int | None = None
+) -> tuple[dict[str, BaseEngine], dict[str, float]]:
+    """Load and compose every subject once, torch's thread pool set to ``threads`` first (``conf/gate.yaml`` says
+    why); returns the engines and their load times (seconds)."""
     for name, combination in combinations.items():
         shared = sorted(PROCESS_WIDE_PLUGINS & set(combination.plugins))
         if shared:
@@ -48,6 +52,8 @@ def load_subjects(combinations: Mapping[str, Combination]) -> tuple[dict[str, Ba
                 f"gate subject {name!r} uses {', '.join(shared)}, which change process-wide state and would act on "
                 "the other engines of the gate's process too"
             )
+    if threads:
+        torch.set_num_threads(threads)
     engines: dict[str, BaseEngine] = {}
     load_s: dict[str, float] = {}
     for name, combination in combinations.items():

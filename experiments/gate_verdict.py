@@ -13,7 +13,7 @@ from typing import Any
 
 from asrforge.experiments.gate_stats import PASS, REGRESSION, UNSURE, judge_error_rate, judge_speed
 
-STALE = "stale"  # the baseline measured something else (other files or combinations): no comparison is possible
+STALE = "stale"  # the baseline measured something else (other files, another winner): no comparison is possible
 FAILING = frozenset({REGRESSION, STALE})
 
 
@@ -32,29 +32,34 @@ class Figure:
 
 
 def staleness(run: Mapping[str, Any], baseline: Mapping[str, Any]) -> str | None:
-    """Why ``baseline`` cannot judge ``run`` (other files, reference or combinations), or None."""
+    """Why ``baseline`` cannot judge ``run`` (other files, reference or subject selections), or None.
+
+    A subject's selection is what was asked for (the winner.yaml entry, or a conf/engine option and plugins), not
+    what the code does with it: an edited plugin or engine is judged on its speed, a different winner is stale.
+    """
     if run["config"]["files"] != baseline["config"]["files"]:
         return f"the baseline was measured on other files ({', '.join(baseline['config']['files'])})"
     if run["config"]["reference"] != baseline["config"]["reference"]:
         return f"the baseline's reference is {baseline['config']['reference']!r}"
+    if run["config"].get("threads") != baseline["config"].get("threads"):
+        return f"the baseline was measured on {baseline['config'].get('threads')} threads per engine"
     for name, subject in run["subjects"].items():
         before = baseline["subjects"].get(name)
         if before is None:
             return f"the baseline has no subject {name!r}"
-        if _identity(subject["combination"]) != _identity(before["combination"]):
+        if subject["selection"] != before.get("selection"):
             return f"subject {name!r} is now {_describe(subject)}; the baseline measured {_describe(before)}"
     return None
-
-
-def _identity(combination: Mapping[str, Any]) -> tuple:
-    engine = combination["engine"]
-    return engine.get("_target_"), engine.get("model"), engine.get("dtype"), tuple(combination["plugins"])
 
 
 def _describe(subject: Mapping[str, Any]) -> str:
     combination = subject["combination"]
     plugins = ", ".join(combination["plugins"]) or "no plugins"
-    return f"{combination['engine'].get('model')} ({combination['engine'].get('_target_')}) with {plugins}"
+    what = f"{combination['engine'].get('model')} ({combination['engine'].get('_target_')}) with {plugins}"
+    winner = subject.get("winner")
+    if winner:
+        what = f"row {winner.get('row')!r} of benchmark run {winner.get('run_id')}: {what}"
+    return what
 
 
 def judge(run: Mapping[str, Any], baseline: Mapping[str, Any], settings: Mapping[str, Any]) -> list[Figure]:

@@ -92,13 +92,26 @@ def test_rotation_puts_every_subject_first_equally_often():
     assert sorted(rotation(names, 4)) == sorted(names)
 
 
-def document(winner_ratios: list[float], wer: float, plugins: list[str], files: list[str]) -> dict:
-    engine = {"_target_": "asrforge.engines.whisper.WhisperConfig", "model": "tiny.en", "dtype": "auto"}
+def document(winner_ratios: list[float], wer: float, plugins: list[str], files: list[str], dtype: str = "auto") -> dict:
+    """A gate document whose winner was selected as ``plugins`` and whose engine runs with ``dtype``."""
+    engine = {"_target_": "asrforge.engines.whisper.WhisperConfig", "model": "tiny.en", "dtype": dtype}
+    winner = {"row": "cpu-" + "-".join(plugins), "run_id": "r1"}
     return {
         "config": {"files": files, "reference": "peer"},
         "subjects": {
-            "winner": {"combination": {"engine": engine, "plugins": plugins}, "log_ratios": winner_ratios, "wer": wer},
-            "peer": {"combination": {"engine": {"model": "tiny.en"}, "plugins": []}, "log_ratios": None, "wer": 0.0},
+            "winner": {
+                "selection": {"engine": {"model": "tiny.en"}, "plugins": plugins, "settings": {}},
+                "combination": {"engine": engine, "plugins": plugins},
+                "winner": winner,
+                "log_ratios": winner_ratios,
+                "wer": wer,
+            },
+            "peer": {
+                "selection": {"engine_option": "faster-whisper-tiny-en", "plugins": []},
+                "combination": {"engine": {"model": "tiny.en"}, "plugins": []},
+                "log_ratios": None,
+                "wer": 0.0,
+            },
         },
     }
 
@@ -135,4 +148,13 @@ def test_a_baseline_of_other_files_or_another_combination_is_stale():
         document(baseline["subjects"]["winner"]["log_ratios"], 0.0, [], ["a.wav"]), baseline, SETTINGS
     )
     assert other_plugins.verdict == STALE and "'winner'" in other_plugins.name and "sdpa" in other_plugins.name
+    assert "row 'cpu-sdpa'" in other_plugins.name  # the baseline says which benchmark row it measured
     assert overall([other_plugins]) == REGRESSION
+
+
+def test_the_same_selection_run_differently_is_judged_not_stale():
+    # An edited engine config or plugin is a code change the gate must measure, not a reason to refuse the baseline.
+    rng = np.random.default_rng(2)
+    baseline = document(trials(rng, 8, 0.0, 0.03), 0.0, ["sdpa"], ["a.wav"])
+    figures = judge(document(trials(rng, 8, 0.0, 0.03), 0.0, ["sdpa"], ["a.wav"], dtype="float32"), baseline, SETTINGS)
+    assert STALE not in {figure.verdict for figure in figures} and overall(figures) == PASS
