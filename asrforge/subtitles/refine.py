@@ -4,7 +4,8 @@ Cross-attention DTW tends to stretch the first word of a segment back to the seg
 word after a pause back into the pause, and the last word of a segment on into the next one. A word after a pause
 that is longer than twice the median word is cut to that, keeping its end. Then a word that starts in silence
 starts where the speech does and one that ends in silence ends where the speech stops (stable-ts calls this
-silence suppression); a word still too long and spanning a pause keeps only its side of the pause.
+silence suppression); a word still too long and spanning a pause keeps only one side of the pause: the last word
+of a segment the side before it, any other word the side that holds more of it.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ def refine_words(transcript: Transcript, speech: Sequence[tuple[float, float]] =
             if speech:
                 start, end = _snap(start, end, speech, starts)
                 if longest is not None and end - start > longest:
-                    # The last word of a segment overruns into what follows (its end is the unreliable side);
-                    # any other word is pulled back over the pause before it (its start is).
+                    # The last word of a segment overruns into what follows (its end is the unreliable side). Any
+                    # other word may be stretched either way: back over the pause before it, or (the last word of
+                    # a sentence that the decoder ran on into the next one) on over the pause after it, so it
+                    # keeps the side with more of it.
                     if index == len(segment.words) - 1:
                         end = _first_offset_inside(start, end, speech)
                     else:
-                        start = _last_onset_inside(start, end, starts)
+                        start, end = _side_holding_most(start, end, speech)
             words.append(replace(word, start=round(start, 3), end=round(end, 3)))
             previous_end = word.end
         segments.append(replace(segment, words=tuple(words)))
@@ -63,10 +66,13 @@ def _snap(start: float, end: float, speech: Sequence[tuple[float, float]], start
     return start, max(end, start)
 
 
-def _last_onset_inside(start: float, end: float, starts: list[float]) -> float:
-    """A word stretched over a pause starts where the speech after the pause does (``start`` if none inside)."""
-    inside = bisect.bisect_left(starts, end) - 1
-    return starts[inside] if inside >= 0 and starts[inside] > start else start
+def _side_holding_most(start: float, end: float, speech: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """A word stretched over a pause, cut to the speech span that holds most of it (unchanged if none does)."""
+    overlaps = [(min(end, e) - max(start, s), max(start, s), min(end, e)) for s, e in speech if s < end and e > start]
+    if not overlaps:
+        return start, end
+    _, kept_start, kept_end = max(overlaps)
+    return kept_start, kept_end
 
 
 def _first_offset_inside(start: float, end: float, speech: Sequence[tuple[float, float]]) -> float:

@@ -69,3 +69,15 @@ def test_refine_moves_a_first_word_out_of_leading_silence_and_over_a_pause():
     assert refined[0].start == pytest.approx(0.35)  # started in silence: moved to the speech onset
     assert refined[2].start == pytest.approx(3.3)  # stretched over the pause: starts after it
     assert [w.end for w in refined] == [0.78, 1.06, 3.88, 4.2]
+
+
+def test_refine_keeps_a_word_run_on_over_a_pause_on_the_side_it_was_spoken():
+    # Seen on eval/long: DTW timed "century," 94.03-94.85 s over a pause at 94.40-94.82 s, so the sentence's last
+    # word moved into the next sentence's cue, 2.7 s late.
+    speech = [(85.98, 94.4), (94.82, 97.7)]
+    words = (Word(93.37, 94.03, " 15th"), Word(94.03, 94.85, " century,"), Word(94.85, 95.01, " but"))
+    words += (Word(95.01, 95.33, " by"), Word(95.33, 95.63, " printers"))
+    text = "15th century, but by printers"
+    refined = all_words(refine_words(Transcript(text, "en", 98.0, [Segment(0, 90.0, 97.0, text, words)]), speech))
+    assert (refined[1].start, refined[1].end) == (94.03, 94.4)
+    assert refined[2].start == pytest.approx(94.85)
