@@ -19,6 +19,7 @@ from asrforge.transcript import Transcript
 
 _MEDIAN_CAP_S = 0.7  # openai-whisper's cap on the median word duration used for the bound
 _PAUSE_S = 0.2  # a word after a gap this long counts as after a pause
+_EDGE_S = 0.6  # how far the first (last) word of a speech span is moved to the span's onset (offset)
 
 
 def refine_words(transcript: Transcript, speech: Sequence[tuple[float, float]] = ()) -> Transcript:
@@ -49,7 +50,42 @@ def refine_words(transcript: Transcript, speech: Sequence[tuple[float, float]] =
             words.append(replace(word, start=round(start, 3), end=round(end, 3)))
             previous_end = word.end
         segments.append(replace(segment, words=tuple(words)))
+    if speech:
+        segments = _to_pause_edges(segments, speech, starts)
     return replace(transcript, segments=segments)
+
+
+def _to_pause_edges(segments: list, speech: Sequence[tuple[float, float]], starts: list[float]) -> list:
+    """The first word after a pause starts where its speech span does, the last word before one ends where the
+    span does, when the edge is within ``_EDGE_S`` and inside the word's segment (DTW puts a short first word late
+    and cuts a last word short; inside one span no other word can own that stretch)."""
+    flat = [(i, j, w) for i, segment in enumerate(segments) for j, w in enumerate(segment.words)]
+    moved: dict[tuple[int, int], tuple[float, float]] = {}
+    for k, (i, j, word) in enumerate(flat):
+        span = bisect.bisect_right(starts, word.start) - 1
+        if span < 0 or word.start >= speech[span][1]:
+            continue
+        onset, offset = speech[span]
+        start, end = word.start, word.end
+        previous = flat[k - 1][2] if k > 0 else None
+        following = flat[k + 1][2] if k + 1 < len(flat) else None
+        segment = segments[i]  # a word stays inside its segment's times
+        if (previous is None or previous.end <= onset) and 0 < start - onset <= _EDGE_S:
+            start = min(start, max(onset, segment.start))
+        if (following is None or following.start >= offset) and onset <= end < offset and offset - end <= _EDGE_S:
+            end = max(end, min(offset, segment.end))
+        if (start, end) != (word.start, word.end):
+            moved[i, j] = (round(start, 3), round(end, 3))
+    return [
+        replace(
+            segment,
+            words=tuple(
+                replace(w, start=moved[i, j][0], end=moved[i, j][1]) if (i, j) in moved else w
+                for j, w in enumerate(segment.words)
+            ),
+        )
+        for i, segment in enumerate(segments)
+    ]
 
 
 def _snap(start: float, end: float, speech: Sequence[tuple[float, float]], starts: list[float]) -> tuple[float, float]:

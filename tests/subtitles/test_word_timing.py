@@ -68,7 +68,9 @@ def test_refine_moves_a_first_word_out_of_leading_silence_and_over_a_pause():
     refined = all_words(refine_words(transcript, SPEECH))
     assert refined[0].start == pytest.approx(0.35)  # started in silence: moved to the speech onset
     assert refined[2].start == pytest.approx(3.3)  # stretched over the pause: starts after it
-    assert [w.end for w in refined] == [0.78, 1.06, 3.88, 4.2]
+    # The last word before a pause ends where its speech span does (4.4); "so" is 1.2 s short of its span's end,
+    # beyond the 0.6 s a word is moved to an edge, and keeps its end.
+    assert [w.end for w in refined] == [0.78, 1.06, 3.88, 4.4]
 
 
 def test_refine_keeps_a_word_run_on_over_a_pause_on_the_side_it_was_spoken():
@@ -80,4 +82,20 @@ def test_refine_keeps_a_word_run_on_over_a_pause_on_the_side_it_was_spoken():
     text = "15th century, but by printers"
     refined = all_words(refine_words(Transcript(text, "en", 98.0, [Segment(0, 90.0, 97.0, text, words)]), speech))
     assert (refined[1].start, refined[1].end) == (94.03, 94.4)
-    assert refined[2].start == pytest.approx(94.85)
+    assert refined[2].start == pytest.approx(94.82)  # the first word after the pause starts with its speech
+
+
+def test_refine_moves_only_the_words_at_a_speech_spans_edges_and_only_a_little():
+    # Seen on eval/long: DTW starts a short first word late and ends a sentence's last word early, inside speech.
+    speech = [(10.0, 14.0), (15.0, 18.0)]
+    words = (Word(10.3, 10.5, " and"), Word(10.5, 11.0, " so"), Word(11.0, 13.7, " on,"))
+    words += (Word(15.9, 16.4, " then"), Word(16.4, 17.0, " more"))
+    text = "and so on, then more"
+    refined = all_words(refine_words(Transcript(text, "en", 19.0, [Segment(0, 10.0, 17.0, text, words)]), speech))
+    assert [(w.start, w.end) for w in refined] == [
+        (10.0, 10.5),  # first word of its span, 0.3 s after the onset: starts with the speech
+        (10.5, 11.0),  # inside the span: untouched
+        (11.0, 14.0),  # last word of its span, 0.3 s before the offset: ends with the speech
+        (15.9, 16.4),  # first of its span but 0.9 s after the onset: too far to be the aligner's error
+        (16.4, 17.0),  # last word, 1 s before the offset: kept
+    ]
