@@ -18,6 +18,13 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from asrforge.engines.stream_session import (
+    IncrementalDecoder,
+    IncrementalSession,
+    RefeedSession,
+    StreamSession,
+    StreamSettings,
+)
 from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer, synchronize
 from asrforge.transcript import Transcript
@@ -83,6 +90,8 @@ class Engine(Protocol):
 
     def transcribe(self, batch: Sequence[np.ndarray], options: DecodeOptions = ...) -> list[Transcript]: ...
 
+    def stream_session(self, options: DecodeOptions = ..., finals: bool = ...) -> StreamSession: ...
+
 
 class BaseEngine(ABC):
     """Shared behaviour: option checks, output hooks, and the record of which plugins were applied."""
@@ -100,6 +109,10 @@ class BaseEngine(ABC):
         # Why a clip decoded in a batch may come out differently from the same clip alone (None: it cannot). A
         # plugin that breaks batch invariance says so here; the server then batches only if told it may.
         self.batch_variance: str | None = None
+        # How stream_session() decodes a live stream; the kv_reuse / causal_encoder / dual_model plugins set it.
+        self.stream_settings = StreamSettings()
+        # Counters plugins keep for the benchmark record, per plugin name (e.g. speculative decoding's acceptance).
+        self.stats: dict[str, dict[str, Any]] = {}
 
     @property
     @abstractmethod
@@ -118,6 +131,24 @@ class BaseEngine(ABC):
         for hook in self.output_hooks:
             transcripts = hook(self, batch, options, transcripts)
         return transcripts
+
+    def stream_session(self, options: DecodeOptions = DecodeOptions(), finals: bool = True) -> StreamSession:
+        """A session for one live stream (engines/stream_session.py): incremental where a streaming plugin is on,
+        else the re-feeding baseline. With dual_model a committed window's text is this model's decode of it, unless
+        ``finals`` is False (the server decodes each utterance's final itself and wants partials only)."""
+        self.check_options(options)
+        settings = self.stream_settings
+        decoder = (settings.partial_decoder or self.incremental_decoder)(options) if settings.incremental else None
+        if decoder is None:
+            return RefeedSession(lambda audio: self.transcribe([audio], options)[0].text)
+        final = None
+        if finals and settings.partial_decoder is not None:
+            final = lambda audio: self.transcribe([audio], options)[0].text  # noqa: E731
+        return IncrementalSession(decoder, settings, final)
+
+    def incremental_decoder(self, options: DecodeOptions) -> IncrementalDecoder | None:
+        """This engine's per-stream incremental decoder, or None where it has none."""
+        return None
 
     def check_options(self, options: DecodeOptions) -> None:
         caps = self.capabilities
@@ -143,6 +174,8 @@ class TorchEngine(BaseEngine):
         super().__init__(config)
         self.generate_kwargs: dict[str, Any] = {}
         self.inference_mode = False  # the eval_mode plugin switches no_grad -> inference_mode
+        # (tensor, dtype or None) -> tensor on the device; None = a plain ``.to``. Set by transfer plugins.
+        self.host_transfer: Callable[[torch.Tensor, torch.dtype | None], torch.Tensor] | None = None
         self._timer: StageTimer | None = None
         self._encoder_started = 0.0
         self._hook_handles: list[Any] = []
@@ -158,6 +191,13 @@ class TorchEngine(BaseEngine):
     @property
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
+
+    def to_device(self, tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Move host inputs (features, masks, ids) to the engine's device: the one place host-to-device copies happen,
+        so transfer plugins (pinned buffers, side streams) replace ``host_transfer`` instead of editing engines."""
+        if self.host_transfer is not None:
+            return self.host_transfer(tensor, dtype)
+        return tensor.to(self.device, dtype) if dtype is not None else tensor.to(self.device)
 
     def inference_context(self) -> AbstractContextManager:
         return torch.inference_mode() if self.inference_mode else torch.no_grad()

@@ -24,6 +24,7 @@ from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_
 from asrforge.config import conf_dir, load_option
 from asrforge.engines.base import SAMPLE_RATE, Capabilities, DecodeOptions, EngineConfig, TorchEngine
 from asrforge.engines.qwen3_asr_processor import build_processor, load_processor, token_ids_for_config
+from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.timing import StageTimer
 from asrforge.transcript import Segment, Transcript
 
@@ -125,6 +126,11 @@ class Qwen3ASREngine(TorchEngine):
     def decoder_module(self) -> torch.nn.Module:
         return self.model.model.language_model
 
+    def incremental_decoder(self, options: DecodeOptions) -> IncrementalDecoder:
+        from asrforge.engines.qwen3_asr_stream import Qwen3ASRIncrementalDecoder  # imports this module
+
+        return Qwen3ASRIncrementalDecoder(self, self.stream_settings, options)
+
     def max_new_tokens(self, duration_s: float) -> int:
         """The default decode bound for audio of ``duration_s`` seconds."""
         return math.ceil(duration_s * self.config.max_tokens_per_s) + self.config.max_tokens_extra
@@ -173,8 +179,10 @@ class Qwen3ASREngine(TorchEngine):
         """
         timer = timer or StageTimer(self.device)
         with timer.stage("features_s"):
-            inputs = self.prepare_inputs(batch, options).to(self.device)
-            inputs["input_features"] = inputs["input_features"].to(self.torch_dtype)
+            inputs = self.prepare_inputs(batch, options)
+            for key, value in inputs.items():
+                dtype = self.torch_dtype if key == "input_features" else None
+                inputs[key] = self.to_device(value, dtype)
         bounds = [options.max_new_tokens or self.max_new_tokens(len(audio) / SAMPLE_RATE) for audio in batch]
         sequences = self.timed_generate(timer, **inputs, max_new_tokens=max(bounds), **_sampling_kwargs(options))
         generated = sequences[:, inputs["input_ids"].shape[1] :].tolist()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from asrforge.engines.base import SAMPLE_RATE, Capabilities, DecodeOptions, EngineConfig, TorchEngine
+from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.whisper_ct2 import checkpoint_for
 from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer
@@ -73,6 +74,11 @@ class WhisperEngine(TorchEngine):
 
     def encoder_module(self) -> torch.nn.Module:
         return self.model.model.encoder
+
+    def incremental_decoder(self, options: DecodeOptions) -> IncrementalDecoder:
+        from asrforge.engines.whisper_stream import WhisperIncrementalDecoder  # imports this module
+
+        return WhisperIncrementalDecoder(self, self.stream_settings, options.language)
 
     def decoder_module(self) -> torch.nn.Module:
         return self.model.model.decoder
@@ -149,8 +155,8 @@ class WhisperEngine(TorchEngine):
         durations = [len(audio) / SAMPLE_RATE for audio in batch]
         with timer.stage("features_s"):
             features, mask = self.features(batch)
-            features = features.to(self.device, self.torch_dtype)
-            mask = mask.to(self.device)
+            features = self.to_device(features, self.torch_dtype)
+            mask = self.to_device(mask)
         if options.language is not None:
             languages = [options.language] * len(batch)
         elif self.is_multilingual:

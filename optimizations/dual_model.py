@@ -1,0 +1,65 @@
+"""Streaming: a small model writes the partials, the engine's own (bigger) model writes the final of each utterance.
+
+Partials need low latency, finals need accuracy: the small model (``partial_engine``, a conf/engine option of the
+same engine family, e.g. Qwen3-ASR 0.6B beside 1.7B, Whisper tiny.en beside base) decodes every chunk with its
+incremental decoder; at a pause the big model decodes the window once and its text replaces the partials. Both read
+the same audio: one buffer, one VAD and one window (commit points), and models of one family share the feature
+extractor's settings (checked when the plugin is applied). The small model copies the streaming settings of
+``kv_reuse`` / ``causal_encoder`` when those are in the combination (they apply first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from hydra.utils import instantiate
+
+from asrforge.config import load_option
+from asrforge.engines.base import BaseEngine, DecodeOptions
+from asrforge.engines.stream_session import IncrementalDecoder
+from asrforge.errors import ConfigError
+from asrforge.optimizations.base import Plugin, Requirements, Target, register
+
+
+@register
+@dataclass(frozen=True)
+class DualModel(Plugin):
+    name = "dual_model"
+    order = 90  # after the streaming settings (kv_reuse, causal_encoder), which the small model copies
+    requires = Requirements(engines=frozenset({"whisper", "qwen3_asr"}))
+
+    partial_engine: str = "whisper-tiny-en"  # conf/engine option of the small model
+    partial_plugins: Sequence[str] = ("eval_mode", "sdpa")
+
+    def refusal(self, target: Target) -> str | None:
+        reason = super().refusal(target)
+        if reason:
+            return reason
+        try:
+            config = instantiate(load_option("engine", self.partial_engine), _convert_="all")
+        except ConfigError as error:
+            return f"dual_model: {error}"
+        if config.engine != target.engine:
+            return f"dual_model needs a partial model of the same family ({target.engine}); got {config.engine}"
+        return None
+
+    def apply(self, engine: BaseEngine) -> BaseEngine:
+        from asrforge.combination import Combination  # combination imports the plugin registry
+
+        partial = Combination.named(self.partial_engine, list(self.partial_plugins), device=engine.device).load()
+        if _feature_extractor(engine) != _feature_extractor(partial):
+            raise ConfigError(f"dual_model: {self.partial_engine} computes other features than {engine.model_name}")
+        partial.stream_settings = engine.stream_settings
+
+        def partial_decoder(options: DecodeOptions) -> IncrementalDecoder | None:
+            partial.check_options(options)  # e.g. an English-only small model beside a multilingual final model
+            return partial.incremental_decoder(options)
+
+        engine.stream_settings = replace(engine.stream_settings, partial_decoder=partial_decoder)
+        return engine
+
+
+def _feature_extractor(engine: BaseEngine) -> dict:
+    extractor = engine.processor.feature_extractor
+    return {key: getattr(extractor, key, None) for key in ("feature_size", "sampling_rate", "hop_length", "n_fft")}
