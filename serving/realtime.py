@@ -7,14 +7,26 @@ int16 view (``np.frombuffer``, no copy) and is converted once, straight into the
 Partial transcripts re-decode the utterance so far and send only the words two consecutive hypotheses agree on
 (local agreement, as whisper_streaming does), so a delta is never taken back; the final transcript of an
 utterance is one decode of all of it.
+
+Where the served combination has a streaming plugin (kv_reuse, causal_encoder, dual_model), partials come from
+the engine's stream session instead (``engine.stream_session()``, one per utterance): each partial feeds only the
+audio since the last one, and a delta carries the words the session has fixed, so its cost does not grow with the
+utterance. A step on the served model goes through the scheduler (``scheduler.run``, realtime priority), which
+stays the model's one owner; with dual_model the steps drive the small model, which the scheduler never touches,
+on a thread of its own, so a partial does not wait behind the queue of finals. The final is still the scheduler's
+one decode of the whole utterance by the engine's own model, which with dual_model is the big one, replacing the
+small model's partials.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +34,8 @@ import numpy as np
 import soxr
 from starlette.concurrency import run_in_threadpool
 
-from asrforge.engines.base import SAMPLE_RATE, DecodeOptions
+from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
+from asrforge.engines.stream_session import StreamSession, StreamUpdate
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import RealtimeSettings
 from asrforge.serving.vad import SpeechDetector, VADEvent
@@ -30,6 +43,9 @@ from asrforge.serving.vad import SpeechDetector, VADEvent
 Event = dict[str, Any]
 _PCM16_SCALE = np.float32(1 / 32768)
 _KEEP_BEFORE_SPEECH_S = 1.0  # audio kept while silent, so a speech start padded backwards still finds its samples
+# dual_model's small model gets one thread per served engine for its stream steps: one stream's steps are sequential
+# anyway (one partial in flight), and several sessions' steps queue there instead of contending for its cores.
+_PARTIAL_WORKERS: weakref.WeakKeyDictionary[BaseEngine, ThreadPoolExecutor] = weakref.WeakKeyDictionary()
 
 
 class ProtocolError(ValueError):
@@ -44,6 +60,8 @@ class _Utterance:
     last_hypothesis: list[str] = field(default_factory=list)
     partial_in_flight: bool = False
     finished: bool = False
+    stream: StreamSession | None = None  # the engine's stream session, where a streaming plugin is served
+    fed: int = 0  # absolute sample index up to which ``stream`` has been fed
 
 
 class AudioBuffer:
@@ -165,7 +183,10 @@ class RealtimeSession:
         language = (session.get("input_audio_transcription") or {}).get("language") or session.get("language")
         prompt = (session.get("input_audio_transcription") or {}).get("prompt") or session.get("prompt")
         self.options = DecodeOptions(language=language or None, prompt=prompt or None)
-        self.scheduler.engine.check_options(self.options)
+        engine = self.scheduler.engine
+        engine.check_options(self.options)
+        if engine.stream_settings.incremental:
+            engine.stream_session(self.options, finals=False)  # refuses options its partial model cannot take
         return {"type": "transcription_session.updated", "session": {**self.created_event()["session"]}}
 
     async def close(self) -> None:
@@ -207,6 +228,10 @@ class RealtimeSession:
     def _start(self, sample: int) -> None:
         item_id = f"item_{next(self._items):04d}"
         self._utterance = _Utterance(item_id, max(sample, self._audio.base))
+        engine = self.scheduler.engine
+        if engine.stream_settings.incremental:
+            self._utterance.stream = engine.stream_session(self.options, finals=False)
+            self._utterance.fed = self._utterance.start
         ms = round(self._utterance.start * 1000 / SAMPLE_RATE)
         self._outbox.put_nowait(
             [{"type": "input_audio_buffer.speech_started", "audio_start_ms": ms, "item_id": item_id}]
@@ -235,8 +260,22 @@ class RealtimeSession:
 
     def _partial(self, utterance: _Utterance) -> None:
         utterance.partial_in_flight = True
-        future = self._decode(self._snapshot(utterance.start, self._audio.end))
-        self._outbox.put_nowait(self._delta(utterance, future))
+        if utterance.stream is None:
+            future = self._decode(self._snapshot(utterance.start, self._audio.end))
+            self._outbox.put_nowait(self._delta(utterance, future))
+            return
+        new, utterance.fed = self._snapshot(utterance.fed, self._audio.end), self._audio.end
+        step = functools.partial(utterance.stream.feed, new)
+        engine = self.scheduler.engine
+        if engine.stream_settings.partial_decoder is None:  # the served model itself: only its executor may run it
+            future = asyncio.ensure_future(self.scheduler.run(step, Priority.REALTIME))
+        else:  # dual_model's small model, which the scheduler never touches: its own thread
+            worker = _PARTIAL_WORKERS.get(engine)
+            if worker is None:
+                worker = _PARTIAL_WORKERS[engine] = ThreadPoolExecutor(1, thread_name_prefix="asrforge-partials")
+            future = asyncio.get_running_loop().run_in_executor(worker, step)
+        self._futures = [f for f in self._futures if not f.done()] + [future]
+        self._outbox.put_nowait(self._stream_delta(utterance, future))
 
     def _snapshot(self, start: int, end: int) -> np.ndarray:
         # A copy: the buffer shifts its contents when it forgets old audio, while the decode may still be queued.
@@ -256,13 +295,18 @@ class RealtimeSession:
         agreed = _common_prefix(utterance.last_hypothesis, words)
         utterance.last_hypothesis = words
         new = agreed[len(utterance.agreed) :] if agreed[: len(utterance.agreed)] == utterance.agreed else []
-        if not new:
+        return _delta_event(utterance, new)
+
+    async def _stream_delta(self, utterance: _Utterance, future: asyncio.Future[StreamUpdate]) -> list[Event]:
+        update = await future
+        utterance.partial_in_flight = False
+        if utterance.finished:
             return []
-        text = " ".join(new)
-        delta = text if not utterance.agreed else " " + text
-        utterance.agreed += new
-        return [{"type": "conversation.item.input_audio_transcription.delta", "item_id": utterance.item_id,
-                 "content_index": 0, "delta": delta}]  # fmt: skip
+        # The session's fixed text never changes, but its last word may still grow (a word can span tokens, and the
+        # next chunk may continue it), so only words a space has closed are sent; `completed` has the rest.
+        stable = update.stable
+        words = stable[: stable.rfind(" ") + 1].split()
+        return _delta_event(utterance, words[len(utterance.agreed) :])
 
     async def _completed(self, utterance: _Utterance, future: asyncio.Future) -> list[Event]:
         transcript = await future
@@ -287,6 +331,17 @@ class RealtimeSession:
 
 def error_event(message: str, code: str, type: str = "invalid_request_error") -> Event:
     return {"type": "error", "error": {"type": type, "code": code, "message": message}}
+
+
+def _delta_event(utterance: _Utterance, new: list[str]) -> list[Event]:
+    """The delta that sends ``new`` words after those already sent (none if there are none)."""
+    if not new:
+        return []
+    text = " ".join(new)
+    delta = text if not utterance.agreed else " " + text
+    utterance.agreed += new
+    return [{"type": "conversation.item.input_audio_transcription.delta", "item_id": utterance.item_id,
+             "content_index": 0, "delta": delta}]  # fmt: skip
 
 
 def _common_prefix(a: list[str], b: list[str]) -> list[str]:

@@ -63,9 +63,11 @@ class _Job:
     future: asyncio.Future = field(compare=False)
     loop: asyncio.AbstractEventLoop = field(compare=False)
     group: int | None = field(default=None, compare=False)  # a streamed request: one of its chunks per batch
+    call: Callable[[], object] | None = field(default=None, compare=False)  # other work on the model (run alone)
 
 
 EngineSource = BaseEngine | Callable[[], BaseEngine]
+_NO_AUDIO = np.zeros(0, dtype=np.float32)
 
 
 class InferenceScheduler:
@@ -161,6 +163,23 @@ class InferenceScheduler:
         finally:
             cancel(futures)
 
+    async def run(self, call: Callable[[], object], priority: Priority) -> object:
+        """``call()`` on the executor thread, alone, in priority order with the decodes: for model work that is not
+        a ``transcribe`` (a stream session's step), so that one thread still owns the model. Not counted against
+        ``max_queue``: its caller holds at most one in flight."""
+        loop = asyncio.get_running_loop()
+        job = _Job(int(priority), next(self._seq), _NO_AUDIO, DecodeOptions(), loop.create_future(), loop, call=call)
+        with self._wakeup:
+            if self.load_error is not None:
+                raise NotReadyError(self.load_error)
+            heapq.heappush(self._queue, job)
+            self.metrics.queue_depth.set(len(self._queue))
+            self._wakeup.notify()
+        try:
+            return await job.future
+        finally:
+            cancel([job.future])
+
     @property
     def queued(self) -> int:
         """Chunks waiting (not counting the batch being decoded)."""
@@ -214,7 +233,7 @@ class InferenceScheduler:
                 self._drop_cancelled()
                 if self._queue:
                     batch = self._compatible(self._queue[0].options)
-                    full = len(batch) >= self.max_batch_size
+                    full = len(batch) >= self.max_batch_size or batch[0].call is not None
                     if full or self.settings.max_batch_wait_ms <= 0:
                         break
                     now = time.monotonic()
@@ -235,7 +254,11 @@ class InferenceScheduler:
         # The queue is at most max_queue long, so a sorted scan per batch is cheap next to a decode.
         batch: list[_Job] = []
         groups: set[int] = set()
+        if self._queue[0].call is not None:
+            return [self._queue[0]]
         for job in sorted(self._queue):
+            if job.call is not None:
+                continue
             if job.options != options or job.group in groups:
                 continue
             batch.append(job)
@@ -252,6 +275,9 @@ class InferenceScheduler:
             heapq.heapify(self._queue)
 
     def _decode(self, batch: list[_Job]) -> None:
+        if batch[0].call is not None:
+            self._call(batch[0])
+            return
         started = time.perf_counter()
         try:
             transcripts = self.engine.transcribe([job.audio for job in batch], batch[0].options)
@@ -272,6 +298,16 @@ class InferenceScheduler:
         for job, transcript in zip(batch, transcripts, strict=True):
             _resolve(job, result=transcript)
 
+    def _call(self, job: _Job) -> None:
+        try:
+            result = job.call()
+        except Exception as error:  # the caller gets the error; the executor keeps serving
+            if not isinstance(error, AsrforgeError):
+                log.exception("model call failed")
+            _resolve(job, error=error)
+            return
+        _resolve(job, result=result)
+
 
 def cancel(futures: Sequence[asyncio.Future]) -> None:
     """Drop the chunks still queued; mark errors of finished ones as seen (asyncio logs unretrieved ones)."""
@@ -280,7 +316,7 @@ def cancel(futures: Sequence[asyncio.Future]) -> None:
             future.exception()
 
 
-def _resolve(job: _Job, result: Transcript | None = None, error: BaseException | None = None) -> None:
+def _resolve(job: _Job, result: object = None, error: BaseException | None = None) -> None:
     callback, value = (_fail_if_pending, error) if error is not None else (_set_if_pending, result)
     with contextlib.suppress(RuntimeError):  # RuntimeError: the caller's loop is closed, nobody waits any more
         job.loop.call_soon_threadsafe(callback, job.future, value)

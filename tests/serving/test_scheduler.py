@@ -115,3 +115,38 @@ def test_a_batch_variant_engine_decodes_alone_unless_allowed(clips):
     assert run_with(engine, exact, scenario) == (alone, 4)
     _, calls = run_with(engine, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200, exact=False), scenario)
     assert calls < 4
+
+
+def test_other_model_work_runs_alone_on_the_executor_thread_in_priority_order(tiny_engine, clips):
+    # A stream session's step (serving/realtime.py) is model work that is not a transcribe(): it must run on the one
+    # thread that owns the model, ahead of queued HTTP work, and its errors must reach its caller only.
+    import threading
+
+    order: list[str] = []
+
+    def step() -> str:
+        order.append("realtime step")
+        return threading.current_thread().name
+
+    def broken() -> None:
+        raise ValueError("step failed")
+
+    async def scenario(scheduler):
+        async def tracked(name, clip):
+            await scheduler.transcribe([clip], DecodeOptions(), Priority.BATCH)
+            order.append(name)
+
+        first = asyncio.create_task(tracked("batch-0", clips[0]))
+        await asyncio.sleep(0.05)  # the executor is busy with batch-0 now
+        rest = [asyncio.create_task(tracked(f"batch-{i}", clips[i])) for i in (1, 2)]
+        await asyncio.sleep(0)
+        thread = await scheduler.run(step, Priority.REALTIME)
+        with pytest.raises(ValueError, match="step failed"):
+            await scheduler.run(broken, Priority.REALTIME)
+        await asyncio.gather(first, *rest)
+        return thread
+
+    thread = run_with(tiny_engine, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=0), scenario)
+    assert thread == "asrforge-inference"
+    assert order.index("realtime step") <= 1, order  # after the decode already running at most
+    assert sorted(order) == ["batch-0", "batch-1", "batch-2", "realtime step"]
