@@ -34,9 +34,15 @@ class BenchRecord:
     first_token_ms: float | None = None  # streaming only
     peak_mem_mb: float | None = None  # peak RSS of the row's process
     cuda_peak_mem_mb: float | None = None
+    # GPU matrix (bench.decoder_floor): decode time per step, prefill excluded; the weight-read floor of the same
+    # process ({weight_mb, copy_gb_s, ms_per_token}); and their ratio (1.0 = the memory-bandwidth limit).
+    decoder_ms_per_token: float | None = None
+    floor: dict[str, float] | None = None
+    floor_ratio: float | None = None
     wer: float | None = None
     cer: float | None = None
     random_weights: bool = False
+    plugin_stats: dict[str, Any] | None = None  # engine.stats: what plugins counted (e.g. speculative acceptance)
     refused: str | None = None
     error: str | None = None
     batch_size: int = 1

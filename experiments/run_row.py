@@ -41,6 +41,7 @@ class RowSpec:
     passes: int = 1
     warmup_calls: int = 2
     decode: dict[str, Any] = field(default_factory=dict)  # DecodeOptions fields
+    decoder_floor: bool = False  # time decode steps and the weight-read floor (experiments/bandwidth_floor.py)
 
 
 def run_in_subprocess(spec: RowSpec, timeout_s: float, on_event: Callable[[Event], None] | None = None) -> dict:
@@ -150,6 +151,16 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     audio_decode_s = time.perf_counter() - started
     durations = [len(samples) / 16_000 for samples in audio]
 
+    copy_bytes_per_s = None
+    if spec.decoder_floor:  # before the model loads: the copy's buffers must not count in the row's peak memory
+        from asrforge.experiments.bandwidth_floor import copy_bandwidth, floor_fields
+        from asrforge.experiments.decoder_steps import DecoderSteps
+
+        emit(event="stage", stage="measuring copy bandwidth")
+        copy_bytes_per_s = copy_bandwidth(config.resolved_device())
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+
     emit(event="stage", stage="loading")
     started = time.perf_counter()
     engine = load_engine(config)
@@ -176,6 +187,10 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     emit(event="stage", stage="warm-up")
     for index in range(spec.warmup_calls):
         call(batches[index % len(batches)])
+
+    steps = None
+    if copy_bytes_per_s is not None and hasattr(engine, "generate_kwargs"):
+        steps = engine.generate_kwargs["streamer"] = DecoderSteps()  # after warm-up: timed passes only
 
     emit(event="stage", stage="timing", total=len(audio) * spec.passes)
     cpu_before = cpu_sample()
@@ -227,6 +242,7 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
         "wer": None if scores is None or scores.wer is None else round(scores.wer, 3),
         "cer": None if scores is None or scores.cer is None else round(scores.cer, 3),
         "random_weights": random_weights,
+        "plugin_stats": engine.stats or None,
         "threads": torch.get_num_threads(),
         "foreign_cpu": None if foreign_cpu is None else round(foreign_cpu, 3),
         "files": [
@@ -241,6 +257,7 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
                 zip(dataset.utterances, durations, per_file_seconds, strict=True)
             )
         ],
+        **(floor_fields(engine, steps.ms_per_token, copy_bytes_per_s) if steps is not None else {}),
         "ready_at": ready_at,
         "overhead_s": {"audio_decode": round(audio_decode_s, 3)},
     }
