@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from asrforge.config import CONFIG_MODULE, load_option
 from asrforge.experiments import matrix as matrix_rows
+from asrforge.experiments.clips import register_clip_resolver
 from asrforge.experiments.datasets import Dataset, load_manifest, register_resolvers
 from asrforge.experiments.device import device_info, device_key, versions
 from asrforge.experiments.records import BenchRecord, merge_records, read_records, write_records
@@ -40,6 +41,7 @@ from asrforge.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 register_resolvers()
+register_clip_resolver()
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def _run_row(ctx: RunContext, row: matrix_rows.Row, progress: Progress, files_ta
         passes=bench.passes,
         warmup_calls=bench.warmup_calls,
         decode=OmegaConf.to_container(bench.decode, resolve=True),
+        decoder_floor=bool(bench.get("decoder_floor", False)),
     )
     measurement = run_in_subprocess(spec, bench.row_timeout_s, on_event)
     _fill(record, measurement)
