@@ -9,7 +9,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Seconds: from a 5 ms overhead-only request to a long file.
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+def request_latency_histogram(registry: CollectorRegistry) -> Histogram:
+    """Request latency by route template and status: one name and label set for the server and the gateway, so one
+    dashboard reads both."""
+    return Histogram(
+        "asrforge_request_latency_seconds",
+        "Time from request received to response complete, by endpoint",
+        ["endpoint", "status"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
 
 
 @dataclass
@@ -18,19 +30,13 @@ class ServerMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.request_latency = Histogram(
-            "asrforge_request_latency_seconds",
-            "Time from request received to response complete, by endpoint",
-            ["endpoint", "status"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.request_latency = request_latency_histogram(r)
         self.queue_depth = Gauge("asrforge_queue_depth", "Audio chunks waiting for the inference executor", registry=r)
         self.batch_size = Histogram(
             "asrforge_batch_size", "Chunks decoded together", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
         )
         self.inference_seconds = Histogram(
-            "asrforge_inference_seconds", "Engine time per batch", buckets=_LATENCY_BUCKETS, registry=r
+            "asrforge_inference_seconds", "Engine time per batch", buckets=LATENCY_BUCKETS, registry=r
         )
         self.audio_seconds = Counter("asrforge_audio_seconds_total", "Seconds of audio transcribed", registry=r)
         self.real_time_factor = Histogram(

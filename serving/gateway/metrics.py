@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+from asrforge.serving.metrics import LATENCY_BUCKETS, request_latency_histogram
 
 
 @dataclass
@@ -15,21 +15,14 @@ class GatewayMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        # Same name and labels as a single-process server's, so one dashboard reads both.
-        self.request_latency = Histogram(
-            "asrforge_request_latency_seconds",
-            "Time from request received to response complete, by endpoint",
-            ["endpoint", "status"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.request_latency = request_latency_histogram(r)
         self.in_flight = Gauge(
             "asrforge_gateway_in_flight", "Requests and sessions forwarded to a worker, not yet answered", ["worker"],
             registry=r,
         )  # fmt: skip
         self.ready = Gauge("asrforge_gateway_worker_ready", "1 while the worker is ready", ["worker"], registry=r)
         self.cold_start = Histogram(
-            "asrforge_gateway_cold_start_seconds", "Worker process start to /ready", buckets=_LATENCY_BUCKETS,
+            "asrforge_gateway_cold_start_seconds", "Worker process start to /ready", buckets=LATENCY_BUCKETS,
             registry=r,
         )  # fmt: skip
         self.exits = Counter(
