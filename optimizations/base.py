@@ -87,6 +87,9 @@ class Plugin(ABC):
     # Application order within a combination: environment (0) < weights/graph (20) < decoding (40) <
     # compilation (60) < output hooks (80) < warm-up (100). Users list plugins in any order; they run in this one.
     order: ClassVar[int] = 50
+    # A plugin that changes only ``stream_session()`` (live streams): offline transcripts are untouched, so its
+    # benchmark is the streaming one (experiments/streaming_bench.py), not a row of the offline matrix.
+    streaming_only: ClassVar[bool] = False
 
     def refusal(self, target: Target) -> str | None:
         """Why this plugin, as configured, cannot run on ``target`` (plugins with run-time checks extend this)."""

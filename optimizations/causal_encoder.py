@@ -19,6 +19,7 @@ from asrforge.optimizations.base import Plugin, Requirements, register
 @dataclass(frozen=True)
 class CausalEncoder(Plugin):
     name = "causal_encoder"
+    streaming_only = True
     order = 40
     requires = Requirements(engines=frozenset({"whisper", "qwen3_asr"}))
 

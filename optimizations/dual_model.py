@@ -26,6 +26,7 @@ from asrforge.optimizations.base import Plugin, Requirements, Target, register
 @dataclass(frozen=True)
 class DualModel(Plugin):
     name = "dual_model"
+    streaming_only = True
     order = 90  # after the streaming settings (kv_reuse, causal_encoder), which the small model copies
     requires = Requirements(engines=frozenset({"whisper", "qwen3_asr"}))
 

@@ -20,6 +20,7 @@ from asrforge.optimizations.base import Plugin, Requirements, Target, register
 @dataclass(frozen=True)
 class KVReuse(Plugin):
     name = "kv_reuse"
+    streaming_only = True
     order = 40
     requires = Requirements(engines=frozenset({"whisper", "qwen3_asr"}))
 

@@ -56,7 +56,8 @@ def prefer_memory_node(node: int) -> bool:
 class NumaPinning(Plugin):
     name = "numa_pinning"
     order = 0
-    requires = Requirements(engines=None)
+    # The GPU's node: a CPU engine has none to be near (a CPU-only host is pinned by the `threads` plugin).
+    requires = Requirements(engines=None, devices=frozenset({"cuda"}))
 
     sysfs: str = str(SYSFS)  # the sysfs root (tests point it at a fake tree)
 

@@ -305,11 +305,13 @@ def test_numa_pinning_is_a_no_op_with_its_reason_on_a_single_node_host(tmp_path)
     sysfs = fake_sysfs(tmp_path, {0: "0-7"}, "0000:1b:00.0", 0)
     settings = {"numa_pinning": {"_target_": "asrforge.optimizations.numa_pinning.NumaPinning", "sysfs": str(sysfs)}}
     affinity = os.sched_getaffinity(0)
-    engine = load(["numa_pinning"], settings, engine="qwen3-asr-tiny")
+    engine = load([], engine="qwen3-asr-tiny")  # compose() refuses it on a CPU engine: apply it as a GPU host would
+    make_plugin("numa_pinning", settings).apply(engine)
     assert engine.stats["numa_pinning"]["reason"].startswith("single NUMA node host")
     assert "threads_pinned" not in engine.stats["numa_pinning"] and os.sched_getaffinity(0) == affinity
 
 
-def test_numa_pinning_config_builds_and_applies_to_any_engine():
+def test_numa_pinning_config_builds_and_applies_to_any_engine_on_a_gpu():
     plugin = make_plugin("numa_pinning")
-    assert plugin.sysfs == "/sys" and plugin.refusal(Target("faster_whisper", "cpu", "int8")) is None
+    assert plugin.sysfs == "/sys" and plugin.refusal(Target("faster_whisper", "cuda", "float16", (9, 0))) is None
+    assert plugin.refusal(Target("whisper", "cpu", "float32")) == "numa_pinning needs a cuda device; this is cpu"
