@@ -31,6 +31,25 @@ serve: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/python -m asrforge.experiments.load_test $(ARGS)
 
+# The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): exits 1 on a regression,
+# 2 when it cannot judge. gate-update measures anew and rewrites reports/<device>/gate_baseline/<machine>.json.
+# ARGS=... adds overrides, e.g. make gate ARGS="device=cuda trials=12".
+.PHONY: gate gate-update
+gate: $(STAMP)
+	$(BIN)/asrforge gate $(ARGS)
+
+gate-update: $(STAMP)
+	$(BIN)/asrforge gate --update $(ARGS)
+
+# Subtitle timing (fast vs accurate) and translation reports: reports/cpu/subtitles.md, reports/cpu/translation.md.
+# ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
+.PHONY: subtitles-report translation-report
+subtitles-report: $(STAMP)
+	$(BIN)/python -m asrforge.experiments.subtitle_timing $(ARGS)
+
+translation-report: $(STAMP)
+	$(BIN)/python -m asrforge.experiments.translation_eval $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -39,3 +58,9 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Per-chunk streaming cost over a 5-min real-speech stream: re-feeding vs kv_reuse vs kv_reuse+causal_encoder vs
+# dual_model; writes reports/cpu/streaming.{jsonl,md,png}. ARGS=... adds options, e.g. ARGS="--modes refeed,kv_reuse".
+.PHONY: streaming
+streaming: $(STAMP)
+	$(BIN)/python -m asrforge.experiments.streaming_bench $(ARGS)
