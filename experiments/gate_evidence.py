@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from asrforge.experiments.jsonl import append_jsonl
 from asrforge.paths import REPO_ROOT
 
 REPORT_DIR = REPO_ROOT / "reports" / "gate"
@@ -111,16 +112,15 @@ def run_all(args: argparse.Namespace) -> Path:
             command += ["--slowdowns", ",".join(map(str, slowdowns)), *args.overrides]
             subprocess.run(command, check=True)
             made = json.loads(Path(result.name).read_text(encoding="utf-8"))
-        with records.open("a", encoding="utf-8") as lines:
-            for record in made:
-                record |= {"batch": batch, "process": index, "commit": git_commit()}
-                record["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                lines.write(json.dumps(record, ensure_ascii=False) + "\n")
-                print(
-                    f"process {index + 1}/{len(plan)}: slowdown {record['slowdown']:.0%} -> {record['verdict']} "
-                    f"({record['trials']} trials, {record['wall_s']:.0f} s, load {record['load_average'][0]})",
-                    file=sys.stderr,
-                )
+        for record in made:
+            record |= {"batch": batch, "process": index, "commit": git_commit()}
+            record["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            append_jsonl(records, [record])
+            print(
+                f"process {index + 1}/{len(plan)}: slowdown {record['slowdown']:.0%} -> {record['verdict']} "
+                f"({record['trials']} trials, {record['wall_s']:.0f} s, load {record['load_average'][0]})",
+                file=sys.stderr,
+            )
     return records
 
 

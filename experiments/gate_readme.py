@@ -13,6 +13,7 @@ from typing import Any
 
 from asrforge.experiments.gate_evidence import RECORDS
 from asrforge.experiments.gate_stats import REGRESSION
+from asrforge.experiments.jsonl import read_jsonl
 from asrforge.paths import REPO_ROOT
 
 SPEED_FIGURE = "winner / peer"
@@ -207,11 +208,7 @@ def render(out: Path, root: Path = REPO_ROOT) -> Path:
 
     cfg = OmegaConf.to_container(gate.load_config(), resolve=False)
     records_path = out / RECORDS
-    records = (
-        [json.loads(line) for line in records_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if records_path.is_file()
-        else []
-    )
+    records = read_jsonl(records_path, missing_ok=True)
     text = "\n".join(
         [
             "# The regression gate: `asrforge gate`, `make gate`",

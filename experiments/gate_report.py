@@ -15,6 +15,7 @@ from rich.table import Table
 
 from asrforge.experiments.gate_stats import FASTER, PASS, REGRESSION, UNSURE
 from asrforge.experiments.gate_verdict import STALE, Figure
+from asrforge.experiments.jsonl import append_jsonl
 
 # A share of the CPU taken by other processes, or a difference in it between this run and the baseline, large enough
 # to move the ratios (reports/gate/README.md, Limits).
@@ -116,8 +117,4 @@ def write_json(path: str | os.PathLike, document: Mapping[str, Any]) -> Path:
 
 def append_history(path: str | os.PathLike, document: Mapping[str, Any]) -> Path:
     """One JSON line per gate run, for CI history."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as history:
-        history.write(json.dumps(document, ensure_ascii=False) + "\n")
-    return path
+    return append_jsonl(path, [document])

@@ -8,7 +8,6 @@ and every answer compared with the lone-request transcript of its file.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from rich.console import Console
 
 from asrforge.experiments.bench import git_commit
 from asrforge.experiments.device import device_info
+from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.experiments.load_clients import Clip, Outcome, Target, requests
 from asrforge.experiments.load_server import ServerProcess
 from asrforge.paths import eval_data_dir
@@ -53,7 +53,7 @@ def server(name: str, overrides: Sequence[str], console: Console) -> ServerProce
 
 def dev_clips(limit: int | None = None) -> list[Clip]:
     manifest = eval_data_dir() / "dev" / "manifest.jsonl"
-    entries = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    entries = read_jsonl(manifest)
     return [Clip.from_path(manifest.parent / entry["audio"]) for entry in entries[:limit]]
 
 
@@ -125,21 +125,14 @@ class TreeMemory:
 
 def append_record(record: dict[str, Any], report_dir: Path = REPORT_DIR) -> Path:
     """Add the run's context (device, commit, time) and append the record to ``results.jsonl``."""
-    report_dir.mkdir(parents=True, exist_ok=True)
     record = {
         **record,
         "device": device_info("cpu"),
         "commit": git_commit(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    path = report_dir / RESULTS
-    with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return path
+    return append_jsonl(report_dir / RESULTS, [record])
 
 
 def read_records(report_dir: Path = REPORT_DIR) -> list[dict[str, Any]]:
-    path = report_dir / RESULTS
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(report_dir / RESULTS, missing_ok=True)

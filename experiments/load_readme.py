@@ -8,13 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from asrforge.experiments.load_report import BUSY_HOST, RESULTS, failed_checks, read_records
+from asrforge.experiments.jsonl import read_jsonl
+from asrforge.experiments.load_report import BUSY_HOST, RESULTS, failed_checks
 
 
 def write_readme(report_dir: str | os.PathLike) -> Path:
     report_dir = Path(report_dir)
     readme = report_dir / "README.md"
-    readme.write_text(render_markdown(read_records(report_dir / RESULTS)), encoding="utf-8")
+    readme.write_text(render_markdown(read_jsonl(report_dir / RESULTS, missing_ok=True)), encoding="utf-8")
     return readme
 
 

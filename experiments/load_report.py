@@ -8,10 +8,7 @@ load window.
 from __future__ import annotations
 
 import difflib
-import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -136,17 +133,3 @@ def failed_checks(record: Mapping[str, Any]) -> list[str]:
         (record["server"].get("log_errors", 0), "errors in the server log"),
     ]
     return [f"{count} {what}" for count, what in checks if count]
-
-
-def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def append_record(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")

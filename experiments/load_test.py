@@ -34,10 +34,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from asrforge.combination import Combination
 from asrforge.experiments.bench import git_commit
 from asrforge.experiments.device import device_info, versions
+from asrforge.experiments.jsonl import append_jsonl
 from asrforge.experiments.load_clients import KINDS, Clip, Outcome, Target, requests
 from asrforge.experiments.load_overhead import measure_overhead
 from asrforge.experiments.load_readme import write_readme
-from asrforge.experiments.load_report import RESULTS, append_record, failed_checks, summarise
+from asrforge.experiments.load_report import RESULTS, failed_checks, summarise
 from asrforge.experiments.load_server import CpuMeter, ServerProcess, scrape_metrics
 from asrforge.paths import eval_data_dir
 from asrforge.quiet import quiet_third_party
@@ -299,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     passed = True
     for server in servers:
         record = run_one(server, clips, paths, args, batch, console)
-        append_record(args.report_dir / RESULTS, record)
+        append_jsonl(args.report_dir / RESULTS, [record])
         _print_summary(record, console)
         passed = passed and record["passed"]
     console.print(f"wrote {args.report_dir / RESULTS} and {write_readme(args.report_dir)}")

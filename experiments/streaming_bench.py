@@ -33,6 +33,7 @@ from asrforge.combination import Combination
 from asrforge.engines.base import SAMPLE_RATE, BaseEngine
 from asrforge.engines.stream_session import StreamSession
 from asrforge.experiments.device import device_info
+from asrforge.experiments.jsonl import read_jsonl
 from asrforge.experiments.scoring import error_rate
 from asrforge.experiments.streaming_report import render
 from asrforge.paths import REPO_ROOT, eval_data_dir
@@ -60,7 +61,7 @@ def stream_audio(seconds: float) -> tuple[np.ndarray, str, dict]:
     """The long recording cut in the pause after the utterance running at ``seconds``, and the reference of the
     utterances it holds."""
     folder = eval_data_dir() / "long"
-    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    records = read_jsonl(folder / "manifest.jsonl")
     record = next(r for r in records if r["audio"] == "dev_concat_long.wav")
     kept = [u for u in record["utterances"] if u["start"] < seconds]
     following = [u["start"] for u in record["utterances"] if u["start"] >= seconds]

@@ -14,13 +14,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from asrforge.experiments.jsonl import read_jsonl  # noqa: E402
+
 FLAT_GOAL = 1.2  # the goal: last-minute per-chunk cost within 1.2x of the first minute's
 
 
 def read(out_dir: Path) -> tuple[list[dict], dict]:
-    lines = (out_dir / "streaming.jsonl").read_text(encoding="utf-8").splitlines()
     summary = json.loads((out_dir / "streaming_summary.json").read_text(encoding="utf-8"))
-    return [json.loads(line) for line in lines if line.strip()], summary
+    return read_jsonl(out_dir / "streaming.jsonl"), summary
 
 
 def minute_means(records: Sequence[dict], length_s: float) -> tuple[float, float]:

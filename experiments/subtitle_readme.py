@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from asrforge.experiments.jsonl import read_jsonl
 
 # Issue #7's goals: mean boundary error (ms) and, for fast mode, an overhead ratio to stay under.
 GOALS: dict[str, tuple[float, float | None]] = {"accurate": (100.0, None), "fast": (300.0, 1.05)}
@@ -15,9 +16,8 @@ COMMAND = ".venv/bin/python -m asrforge.experiments.subtitle_timing"
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
     folder = Path(report_dir)
-    lines = (folder / "subtitles.jsonl").read_text(encoding="utf-8").splitlines()
     path = folder / "subtitles.md"
-    path.write_text(render_markdown([json.loads(line) for line in lines if line.strip()]), encoding="utf-8")
+    path.write_text(render_markdown(read_jsonl(folder / "subtitles.jsonl")), encoding="utf-8")
     return path
 
 

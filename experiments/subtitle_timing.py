@@ -17,7 +17,6 @@ is rendered from them.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from asrforge.combination import Combination
 from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
 from asrforge.experiments.bench import git_commit
 from asrforge.experiments.device import device_info
+from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.experiments.subtitle_readme import write_markdown
 from asrforge.experiments.subtitle_scoring import boundary_errors, speech_bounds, summary_ms
 from asrforge.paths import REPO_ROOT, eval_data_dir
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = combination.load()
     subtitles = load_subtitle_options()
     folder = eval_data_dir() / "long"
-    manifest = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    manifest = read_jsonl(folder / "manifest.jsonl")
     record = next(r for r in manifest if r["audio"] == args.file)
     device = device_info(engine.device)
     common = {
@@ -214,9 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = sorted((eval_data_dir() / "dev").glob("*.wav"))[: args.short]
         rows += [{"kind": "short", **common, **r} for r in run_short(engine, paths, args.repeats, subtitles)]
     out = args.out or REPO_ROOT / "reports" / device["key"]
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "subtitles.jsonl").open("a", encoding="utf-8") as records:
-        records.writelines(json.dumps(row) + "\n" for row in rows)
+    append_jsonl(out / "subtitles.jsonl", rows)
     print(write_markdown(out))
     return 0
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ from asrforge.combination import Combination
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.experiments.bench import git_commit
 from asrforge.experiments.device import device_info
+from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.experiments.scoring import error_rate, score
 from asrforge.experiments.translation_readme import write_markdown
 from asrforge.paths import REPO_ROOT, eval_data_dir
@@ -41,8 +41,7 @@ from asrforge.translation import (
 
 
 def manifest(folder: Path) -> list[dict[str, Any]]:
-    lines = (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return read_jsonl(folder / "manifest.jsonl")
 
 
 def simplified() -> Callable[[str], str] | None:
@@ -178,10 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     trip = round_trip(config, config.build() if config else None, [i["text"] for i in items], transcribe)
     out = args.out or REPO_ROOT / "reports" / device["key"]
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "translation.jsonl").open("a", encoding="utf-8") as records:
-        for record in [*clips, zh_summary(clips), trip]:
-            records.write(json.dumps({**common, **record}, ensure_ascii=False) + "\n")
+    append_jsonl(out / "translation.jsonl", ({**common, **record} for record in [*clips, zh_summary(clips), trip]))
     print(write_markdown(out))
     return 0
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from asrforge.experiments.jsonl import read_jsonl
 
 COMMAND = ".venv/bin/python -m asrforge.experiments.translation_eval"
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
     folder = Path(report_dir)
-    lines = (folder / "translation.jsonl").read_text(encoding="utf-8").splitlines()
     path = folder / "translation.md"
-    path.write_text(render_markdown([json.loads(line) for line in lines if line.strip()]), encoding="utf-8")
+    path.write_text(render_markdown(read_jsonl(folder / "translation.jsonl")), encoding="utf-8")
     return path
 
 
