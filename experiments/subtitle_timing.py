@@ -30,7 +30,8 @@ import torch
 from asrforge.audio import load_audio
 from asrforge.chunking import Chunk, plan_chunks, stitch
 from asrforge.combination import Combination
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.experiments.bench import git_commit
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import append_jsonl, read_jsonl
