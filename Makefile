@@ -64,3 +64,10 @@ clean:
 .PHONY: streaming
 streaming: $(STAMP)
 	$(BIN)/python -m asrforge.experiments.streaming_bench $(ARGS)
+
+# The shrink study: encoder-window margins and decoder-layer subsets against the CPU winner, interleaved; appends to
+# reports/cpu/shrink.jsonl and renders reports/cpu/shrink.md (one curve per lever). ARGS="--threads 2" etc.
+.PHONY: shrink
+shrink: $(STAMP)
+	$(BIN)/python -m asrforge.experiments.shrink.run encoder_window --trials 2 $(ARGS)
+	$(BIN)/python -m asrforge.experiments.shrink.run decoder_layers --trials 1 --no-long $(ARGS)

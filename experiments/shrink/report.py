@@ -1,4 +1,4 @@
-"""``reports/cpu/shrink.md`` and one curve per lever (``shrink_<lever>.png``), rendered from ``shrink.jsonl``.
+"""``reports/cpu/shrink.md`` and one curve per lever and thread count (``shrink_<lever>_<N>t.png``), rendered from ``shrink.jsonl``.
 
 ``python -m asrforge.experiments.shrink.report`` re-renders from the records alone. Per lever, the latest run: each
 setting's speed as the median over (file, trial) of its latency over the reference setting's on the same file in the
@@ -52,7 +52,7 @@ def speed_ratio(records: Sequence[dict], setting: str, reference: str) -> float 
 def summarise(records: Sequence[dict]) -> list[dict]:
     """One row per setting of one run: speed ratio, WER per part and band, changed files, long-form verdict."""
     reference = next(r["setting"] for r in records if r["reference_setting"])
-    settings = list(dict.fromkeys(r["setting"] for r in records))
+    settings = sorted({r["setting"] for r in records}, key=lambda name: (name != reference, name))
     first = [r for r in records if r["trial"] == 0]
     ref_text = {r["file"]: r["text"] for r in first if r["setting"] == reference}
     rows = []
@@ -93,7 +93,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def render_lever(lever: str, records: Sequence[dict], out_dir: Path, tolerance: float) -> list[str]:
+def render_lever(lever: str, threads: int, records: Sequence[dict], out_dir: Path, tolerance: float) -> list[str]:
     rows = summarise(records)
     first = records[0]
     device = first["device"]
@@ -102,7 +102,7 @@ def render_lever(lever: str, records: Sequence[dict], out_dir: Path, tolerance: 
     trials = 1 + max(r["trial"] for r in records)
     bands = " | ".join(f"test WER {lo}-{hi} s" for lo, hi in BANDS)
     lines = [
-        f"## {lever}",
+        f"## {lever}, {threads} thread(s)",
         "",
         f"Run {first['run_id']} at commit `{first['commit']}`: {device['cpu']}, {first['threads']} torch thread(s), "
         f"{trials} interleaved trial(s) over {len(tuning) + len(test)} dev files ({len(tuning)} tuning, {len(test)} "
@@ -132,10 +132,10 @@ def render_lever(lever: str, records: Sequence[dict], out_dir: Path, tolerance: 
             else "no setting."
         ),
         "",
-        f"![{lever}](shrink_{lever}.png)",
+        f"![{lever}](shrink_{lever}_{threads}t.png)",
         "",
     ]
-    _plot(lever, rows, out_dir / f"shrink_{lever}.png")
+    _plot(f"{lever}, {threads} thread(s)", rows, out_dir / f"shrink_{lever}_{threads}t.png")
     return lines
 
 
@@ -156,9 +156,9 @@ def _plot(lever: str, rows: Sequence[dict], path: Path) -> None:
 
 def render(records: Sequence[dict], out_dir: Path) -> str:
     tolerance = tolerance_points()
-    by_lever: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        by_lever[record["lever"]][record["run_id"]].append(record)
+    by_lever: dict[tuple[str, int], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:  # the latest run of each lever at each thread count
+        by_lever[(record["lever"], record["threads"])][record["run_id"]].append(record)
     lines = [
         "# Shrinking Whisper on a CPU: one curve per lever",
         "",
@@ -169,9 +169,9 @@ def render(records: Sequence[dict], out_dir: Path) -> str:
         "`experiments/shrink/split.py` (by file-name hash); choices read the tuning part only.",
         "",
     ]
-    for lever, runs in by_lever.items():
+    for (lever, threads), runs in sorted(by_lever.items()):
         latest = max(runs)
-        lines += render_lever(lever, runs[latest], out_dir, tolerance)
+        lines += render_lever(lever, threads, runs[latest], out_dir, tolerance)
     return "\n".join(lines)
 
 
