@@ -70,4 +70,4 @@ streaming: $(STAMP)
 .PHONY: shrink
 shrink: $(STAMP)
 	$(BIN)/python -m asrforge.experiments.shrink.run encoder_window --trials 2 $(ARGS)
-	$(BIN)/python -m asrforge.experiments.shrink.run decoder_layers --trials 1 --no-long $(ARGS)
+	$(BIN)/python -m asrforge.experiments.shrink.run decoder_layers --trials 1 --no-long --max-new-tokens 96 $(ARGS)

@@ -107,7 +107,12 @@ def render_lever(lever: str, threads: int, records: Sequence[dict], out_dir: Pat
         f"Run {first['run_id']} at commit `{first['commit']}`: {device['cpu']}, {first['threads']} torch thread(s), "
         f"{trials} interleaved trial(s) over {len(tuning) + len(test)} dev files ({len(tuning)} tuning, {len(test)} "
         f"test); mean 1-min load average during the run {_fmt(statistics.fmean(r['load_avg_1m'] for r in records), 1)}"
-        f" on {device['cpu_count']} CPUs (shared machine: read the ratios, not absolute times).",
+        f" on {device['cpu_count']} CPUs (shared machine: read the ratios, not absolute times)."
+        + (
+            f" Every setting capped at {first['max_new_tokens']} new tokens per window (broken settings loop)."
+            if first.get("max_new_tokens")
+            else ""
+        ),
         "",
         f"| setting | speed (latency / winner's) | WER tuning % | WER test % | {bands} | transcripts changed "
         "| long-form WER % | long-form identical |",

@@ -24,6 +24,7 @@ import torch
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
+from asrforge.engines.base import DecodeOptions
 from asrforge.experiments.datasets import load_manifest
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import append_jsonl
@@ -69,8 +70,13 @@ def _commit() -> str:
     return rev + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def run(lever: str, trials: int, threads: int, out: Path, long_form: bool = True) -> Path:
+def run(
+    lever: str, trials: int, threads: int, out: Path, long_form: bool = True, max_new_tokens: int | None = None
+) -> Path:
+    """``max_new_tokens`` caps every setting alike (a broken setting that loops then costs a bounded time); set it
+    above the longest reference transcript so the reference setting is untouched."""
     torch.set_num_threads(threads)
+    options = DecodeOptions(max_new_tokens=max_new_tokens)
     settings = [REFERENCE, *LEVERS[lever]]
     engines = {}
     load_s = {}
@@ -90,6 +96,7 @@ def run(lever: str, trials: int, threads: int, out: Path, long_form: bool = True
         "lever": lever,
         "run_id": run_id,
         "threads": threads,
+        "max_new_tokens": max_new_tokens,
         "device": device_info("cpu"),
         "commit": _commit(),
     }
@@ -101,7 +108,7 @@ def run(lever: str, trials: int, threads: int, out: Path, long_form: bool = True
             rng.shuffle(order)
             for setting in order:
                 started = time.perf_counter()
-                transcript = engines[setting.label].transcribe([audio[utterance.audio.name]])[0]
+                transcript = engines[setting.label].transcribe([audio[utterance.audio.name]], options)[0]
                 latency_ms = 1000 * (time.perf_counter() - started)
                 records.append(
                     {
@@ -126,7 +133,7 @@ def run(lever: str, trials: int, threads: int, out: Path, long_form: bool = True
         clip = load_audio(utterance.audio)
         for setting in settings:
             started = time.perf_counter()
-            transcript = engines[setting.label].transcribe([clip])[0]
+            transcript = engines[setting.label].transcribe([clip], options)[0]
             records.append(
                 {
                     **common,
@@ -153,9 +160,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("reports/cpu/shrink.jsonl"))
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens, every setting")
     parser.add_argument("--no-long", action="store_true", help="skip the long-form file")
     args = parser.parse_args(argv)
-    path = run(args.lever, args.trials, args.threads, args.out, long_form=not args.no_long)
+    path = run(args.lever, args.trials, args.threads, args.out, long_form=not args.no_long, max_new_tokens=args.max_new_tokens)
     from asrforge.experiments.shrink.report import write_report
 
     print(write_report(path))
