@@ -35,7 +35,7 @@ from asrforge.experiments.device import device_info, device_key, versions
 from asrforge.experiments.records import BenchRecord, merge_records, read_records, write_records
 from asrforge.experiments.report import BUSY_HOST, RESULTS, write_report
 from asrforge.experiments.run_row import RowSpec, run_in_subprocess
-from asrforge.experiments.winner import WINNER_FILE, select_winner, update_winner
+from asrforge.experiments.winner import GPU_FALLBACK, WINNER_FILE, select_winner, update_winner
 from asrforge.optimizations import Target, combination_refusal, make_plugins
 from asrforge.paths import REPO_ROOT
 
@@ -231,6 +231,8 @@ def _write_outputs(ctx: RunContext, key: str, records: list[BenchRecord], consol
         console.print("winner: none (no measured baseline, or no row within the WER tolerance)")
     elif ctx.cfg.bench.update_winner:
         entry, replaced = update_winner(root / WINNER_FILE, key, winner)
+        if key != "cpu":
+            update_winner(root / WINNER_FILE, GPU_FALLBACK, winner)
         if replaced:
             console.print(f"winner for {key}: {entry['row']} ({', '.join(entry['plugins']) or 'no plugins'})")
         else:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from asrforge.combination import Combination
 
 WINNER_FILE = "winner.yaml"
+GPU_FALLBACK = "cuda"  # the entry a GPU without one of its own serves; every GPU bench writes it too
 
 
 def select_winner(records: Sequence[BenchRecord], tolerance_points: float) -> BenchRecord | None:
@@ -99,7 +100,9 @@ def load_winner(device_key: str | None = None, path: str | os.PathLike | None = 
         from asrforge.experiments.device import device_key as key_of
 
         device_key = key_of("cuda" if torch.cuda.is_available() else "cpu")
-    entry = read_winners(path or default_winner_path()).get(device_key)
+    winners = read_winners(path or default_winner_path())
+    # A GPU without an entry of its own takes the `cuda` one (the last GPU bench's winner, on any GPU).
+    entry = winners.get(device_key) or (winners.get(GPU_FALLBACK) if device_key != "cpu" else None)
     if not entry:
         return None
     return Combination(engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry["settings"]))

@@ -30,13 +30,18 @@ class DualModel(Plugin):
     order = 90  # after the streaming settings (kv_reuse, causal_encoder), which the small model copies
     requires = Requirements(engines=frozenset({"whisper", "qwen3_asr"}))
 
-    partial_engine: str = "whisper-tiny-en"  # conf/engine option of the small model
+    # The small model: a conf/engine option, or a checkpoint directory / hub id loaded with the target's engine.
+    partial_engine: str = "whisper-tiny-en"
     partial_plugins: Sequence[str] = ("eval_mode", "sdpa")
 
     def refusal(self, target: Target) -> str | None:
         reason = super().refusal(target)
         if reason:
             return reason
+        from asrforge.combination import names_a_checkpoint  # combination imports the plugin registry
+
+        if names_a_checkpoint(self.partial_engine):
+            return None  # loaded with the target's own engine class: the same family by construction
         try:
             config = instantiate(load_option("engine", self.partial_engine), _convert_="all")
         except ConfigError as error:
@@ -46,9 +51,16 @@ class DualModel(Plugin):
         return None
 
     def apply(self, engine: BaseEngine) -> BaseEngine:
-        from asrforge.combination import Combination  # combination imports the plugin registry
+        from asrforge.combination import Combination, names_a_checkpoint  # combination imports the plugin registry
 
-        partial = Combination.named(self.partial_engine, list(self.partial_plugins), device=engine.device).load()
+        plugins = list(self.partial_plugins)
+        if names_a_checkpoint(self.partial_engine):  # a checkpoint directory or hub id, loaded with the target's engine
+            combination = Combination.sibling(engine.config, self.partial_engine, plugins, device=engine.device)
+        else:
+            combination = Combination.named(self.partial_engine, plugins, device=engine.device)
+        partial = combination.load()
+        engine.dual_model_partial = partial  # kept with the engine, like speculative's draft
+        engine.stats.setdefault(self.name, {})["partial_weights"] = partial.weights
         if _feature_extractor(engine) != _feature_extractor(partial):
             raise ConfigError(f"dual_model: {self.partial_engine} computes other features than {engine.model_name}")
         partial.stream_settings = engine.stream_settings
