@@ -92,8 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _transcribe(args: argparse.Namespace) -> int:
     from asrforge.engines.base import DecodeOptions
+    from asrforge.formats import render
     from asrforge.pipeline import transcribe_paths
-    from asrforge.serving.formats import render
 
     try:
         combination, source = _combination(args)

@@ -37,7 +37,7 @@ from asrforge.experiments.jsonl import read_jsonl
 from asrforge.experiments.scoring import error_rate
 from asrforge.experiments.streaming_report import render
 from asrforge.paths import REPO_ROOT, eval_data_dir
-from asrforge.serving.vad import SpeechDetector
+from asrforge.vad import SpeechDetector
 
 PLUGINS = ["eval_mode", "sdpa"]
 

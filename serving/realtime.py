@@ -38,7 +38,7 @@ from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
 from asrforge.engines.stream_session import StreamSession, StreamUpdate
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import RealtimeSettings
-from asrforge.serving.vad import SpeechDetector, VADEvent
+from asrforge.vad import SpeechDetector, VADEvent
 
 Event = dict[str, Any]
 _PCM16_SCALE = np.float32(1 / 32768)

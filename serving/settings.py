@@ -10,8 +10,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from asrforge.errors import ConfigError
-from asrforge.serving.vad_options import VADOptions
 from asrforge.subtitles.options import SubtitleOptions
+from asrforge.vad_options import VADOptions
 
 
 @dataclass(frozen=True)

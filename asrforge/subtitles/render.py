@@ -1,11 +1,11 @@
 """Timed transcripts into response bodies: SRT and WebVTT from laid-out cues, verbose_json with words and the
-alignment used. The untimed formats stay with ``serving.formats``."""
+alignment used. The untimed formats stay with ``asrforge.formats``."""
 
 from __future__ import annotations
 
 import json
 
-from asrforge.serving.formats import render, timestamp, to_verbose_json
+from asrforge.formats import render, timestamp, to_verbose_json
 from asrforge.subtitles.alignment import Alignment
 from asrforge.subtitles.layout import Cue, layout_cues
 from asrforge.subtitles.options import LayoutOptions

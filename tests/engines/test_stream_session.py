@@ -18,7 +18,7 @@ from asrforge.engines.qwen3_asr_stream import CausalQwenAudioEncoder
 from asrforge.engines.stream_session import IncrementalSession, RefeedSession, StreamSettings
 from asrforge.engines.whisper_stream import CausalWhisperEncoder
 from asrforge.experiments.scoring import error_rate
-from asrforge.serving.vad import SpeechDetector
+from asrforge.vad import SpeechDetector
 
 CHUNK = 2 * SAMPLE_RATE
 
