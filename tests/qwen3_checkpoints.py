@@ -74,3 +74,26 @@ def to_original(hf_dir: Path, out_dir: Path) -> Path:
         if re.fullmatch(r"tokenizer.*|vocab\.json|merges\.txt|special_tokens_map\.json", file.name):
             (out_dir / file.name).write_bytes(file.read_bytes())
     return out_dir
+
+
+def save_tiny_aligner(directory: Path, seed: int, num_labels: int = 64) -> Path:
+    """A Qwen3-ForcedAligner of the tiny preset's architecture (random, ``seed``) with its processor, saved as
+    transformers saves one: a token classifier over time bins, prompted with upstream's aligner template."""
+    from transformers import Qwen3ASRFeatureExtractor, Qwen3ASRForTokenClassification, Qwen3ASRProcessor
+
+    from asrforge.engines.qwen3_asr import build_model_config
+    from asrforge.engines.qwen3_asr_convert import ALIGNER_CHAT_TEMPLATE
+    from asrforge.engines.qwen3_asr_processor import build_tokenizer
+
+    config = build_model_config(Qwen3ASREngineConfig(model=TINY).preset_architecture())
+    config.num_labels = num_labels
+    config.architectures = [Qwen3ASRForTokenClassification.__name__]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen3ASRForTokenClassification(config)
+    model.save_pretrained(directory)
+    tokenizer = build_tokenizer(Qwen3ASREngineConfig(model=TINY).preset_architecture()["tokenizer_layout"])
+    Qwen3ASRProcessor(Qwen3ASRFeatureExtractor(), tokenizer, chat_template=ALIGNER_CHAT_TEMPLATE).save_pretrained(
+        directory
+    )
+    return directory

@@ -14,16 +14,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from qwen3_checkpoints import TINY, direct_transcript, to_original
+import torch
+from qwen3_checkpoints import TINY, direct_transcript, save_tiny_aligner, to_original
 
 from asrforge.audio import load_audio
 from asrforge.cli import main
 from asrforge.combination import Combination
+from asrforge.engines.base import DecodeOptions
 from asrforge.engines.qwen3_asr import Qwen3ASREngineConfig
 from asrforge.engines.qwen3_asr_convert import hf_checkpoint, is_original_layout
+from asrforge.engines.qwen3_forced_aligner import Qwen3ForcedAligner
 from asrforge.engines.weights import checkpoint_id
 from asrforge.experiments.records import read_records
 from asrforge.paths import REPO_ROOT
+from asrforge.subtitles.alignment import QWEN3_FORCED_ALIGNER, Alignment, TimingPlan, apply_timing
+from asrforge.transcript import Segment, Transcript
 
 README_CHECKPOINT = "/path/to/Qwen3-ASR-0.6B"  # the placeholder the README's Qwen3-ASR commands use
 
@@ -168,3 +173,21 @@ def test_an_original_layout_that_does_not_fit_is_refused_with_the_reason(qwen3_c
     (original / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"cannot convert .* original Qwen3-ASR layout: conversion mismatch: missing"):
         hf_checkpoint(str(original))
+
+
+def test_subtitles_accurate_mode_runs_a_forced_aligner_of_either_layout(qwen3_clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASRFORGE_CACHE", str(tmp_path / "cache"))
+    hf_dir = save_tiny_aligner(tmp_path / "aligner", seed=3)
+    original = to_original(hf_dir, tmp_path / "aligner-original")
+    audio = load_audio(qwen3_clip)
+    text = "the two stray kittens gradually make themselves at home"
+    transcript = Transcript(text=text, language="en", duration_s=3.32, segments=[Segment(0, 0.0, 3.32, text)])
+    native, converted = Qwen3ForcedAligner(str(hf_dir)), Qwen3ForcedAligner(str(original))
+    inputs, _ = native.processor.prepare_forced_aligner_inputs(audio=audio, transcript=text, language="en")
+    with torch.no_grad():  # the same weights: the same logits over every time bin, not merely the same argmax
+        assert torch.equal(native.model(**inputs).logits, converted.model(**inputs).logits)
+    plan = TimingPlan(DecodeOptions(), Alignment("accurate", QWEN3_FORCED_ALIGNER))
+    for path, aligner in ((hf_dir, native), (original, converted)):
+        timed, alignment = apply_timing(plan, transcript, audio, qwen3_aligner=str(path))
+        assert alignment.weights == checkpoint_id(path) == aligner.weights and alignment.fallback_reason is None
+        assert [word.word for word in timed.segments[0].words] == text.split()
