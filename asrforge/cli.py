@@ -179,10 +179,10 @@ def _translation(
 
 
 def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
-    from asrforge.combination import Combination
+    from asrforge.winner import resolve_combination
 
     plugins = [name for name in args.plugins.split(",") if name] if args.plugins is not None else None
-    return Combination.resolve(args.engine, plugins, model=args.model, device=args.device)
+    return resolve_combination(args.engine, plugins, model=args.model, device=args.device)
 
 
 def _report(args: argparse.Namespace) -> int:

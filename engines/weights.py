@@ -70,3 +70,29 @@ def _content_hash(root: Path, *stamp: tuple[str, int, int]) -> str:
                 handle.seek(size - SAMPLE_BYTES)
                 digest.update(handle.read(SAMPLE_BYTES))
     return digest.hexdigest()[:HASH_CHARS]
+
+
+def names_a_checkpoint(model: str) -> bool:
+    """A local path or a hub id (``owner/name``), as opposed to a conf/engine option or preset name."""
+    return Path(model).expanduser().exists() or "/" in model
+
+
+def with_overrides(node: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """An engine config ``node`` with the given fields replaced (None = keep). A new ``model`` drops the option's
+    ``architecture``: that describes the random weights of the option's own model, never a checkpoint (nor another
+    preset, which brings its own); ``model: random`` keeps it, the way to ask for random weights of it."""
+    result = dict(node)
+    model = overrides.get("model")
+    if model is not None and model != result.get("model") and model != RANDOM:
+        result.pop("architecture", None)
+    result.update({key: value for key, value in overrides.items() if value is not None})
+    return result
+
+
+def sibling_node(config: Any, model: str, **overrides: Any) -> dict[str, Any]:
+    """The engine config node of ``config`` (a dataclass) with another ``model``: a speculative draft or dual_model's
+    small model given as a checkpoint loads with the target's own engine class and settings."""
+    from dataclasses import asdict
+
+    node = {"_target_": f"{type(config).__module__}.{type(config).__qualname__}", **asdict(config)}
+    return with_overrides(node, model=model, **overrides)

@@ -30,7 +30,8 @@ import torch
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine
 from asrforge.engines.stream_session import StreamSession
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import read_jsonl

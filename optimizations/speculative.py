@@ -25,9 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from asrforge.config import group_options
+from asrforge.config import group_options, load_option
 from asrforge.engines.base import BaseEngine, DecodeOptions, TorchEngine
+from asrforge.engines.weights import names_a_checkpoint, sibling_node, with_overrides
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.transcript import Transcript
 
@@ -81,22 +84,19 @@ class Speculative(Plugin):
             return f"speculative: unknown schedule {self.schedule!r} ({', '.join(SCHEDULES)})"
         if not self.draft:
             return "speculative needs a draft model: set draft to a conf/engine option sharing the target's tokenizer"
-        from asrforge.combination import names_a_checkpoint  # combination imports the plugin registry
-
         if self.draft not in group_options("engine") and not names_a_checkpoint(self.draft):
             return f"speculative: the draft {self.draft!r} is neither a conf/engine option nor a checkpoint path"
         return super().refusal(target)
 
     def load_draft(self, engine: TorchEngine) -> TorchEngine:
-        from asrforge.combination import Combination
         from asrforge.engines import load_engine
 
-        seed = {"seed": self.draft_seed} if self.draft_seed is not None else {}
         if self.draft in group_options("engine"):
-            combination = Combination.named(self.draft, device=engine.device, dtype=engine.dtype, **seed)
+            node = OmegaConf.to_container(load_option("engine", self.draft), resolve=True)
+            node = with_overrides(node, device=engine.device, dtype=engine.dtype, seed=self.draft_seed)
         else:  # a checkpoint directory or hub id: the target's engine with those weights
-            combination = Combination.sibling(engine.config, self.draft, device=engine.device, dtype=engine.dtype)
-        draft = load_engine(combination.engine_config())
+            node = sibling_node(engine.config, self.draft, device=engine.device, dtype=engine.dtype)
+        draft = load_engine(instantiate(node, _convert_="all"))
         if not isinstance(draft, TorchEngine) or draft.name != engine.name:
             raise ValueError(f"speculative: draft {self.draft!r} is not a {engine.name} engine")
         if draft.processor.tokenizer.get_vocab() != engine.processor.tokenizer.get_vocab():

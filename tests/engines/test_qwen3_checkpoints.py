@@ -29,6 +29,7 @@ from asrforge.experiments.records import read_records
 from asrforge.paths import REPO_ROOT
 from asrforge.subtitles.alignment import QWEN3_FORCED_ALIGNER, Alignment, TimingPlan, apply_timing
 from asrforge.transcript import Segment, Transcript
+from asrforge.winner import resolve_combination
 
 README_CHECKPOINT = "/path/to/Qwen3-ASR-0.6B"  # the placeholder the README's Qwen3-ASR commands use
 
@@ -60,7 +61,7 @@ def test_a_model_override_drops_the_preset_architecture_and_random_needs_asking(
     path = str(qwen3_checkpoints[1])
     for combination in (
         Combination.named("qwen3-asr-1.7b", model=path),
-        Combination.resolve("qwen3-asr-0.6b", model=path)[0],
+        resolve_combination("qwen3-asr-0.6b", model=path)[0],
     ):
         config = combination.engine_config()
         assert "architecture" not in combination.engine and config.architecture is None and not config.is_random()

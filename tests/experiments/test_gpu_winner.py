@@ -7,9 +7,10 @@ import logging
 
 import torch
 
-from asrforge.combination import DEFAULT_ENGINE, Combination
-from asrforge.experiments import device
-from asrforge.experiments.winner import GPU_FALLBACK, load_winner, update_winner
+from asrforge import winner
+from asrforge.combination import DEFAULT_ENGINE
+from asrforge.experiments.winner import update_winner
+from asrforge.winner import GPU_FALLBACK, load_winner, resolve_combination
 
 
 def test_a_gpu_without_its_own_entry_takes_the_cuda_one_and_a_cpu_never_does(tmp_path, make_record):
@@ -27,9 +28,9 @@ def test_a_gpu_without_a_winner_warns_loudly_that_the_default_runs_unoptimised(
     path = tmp_path / "winner.yaml"
     update_winner(path, "cpu", make_record("int8_dynamic", 700.0, 5.2))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(device, "device_key", lambda name: "nvidia-h200")
-    with caplog.at_level(logging.WARNING, logger="asrforge.combination"):
-        combination, origin = Combination.resolve(winner_file=str(path))
+    monkeypatch.setattr(winner, "default_device_key", lambda: "nvidia-h200")
+    with caplog.at_level(logging.WARNING, logger="asrforge.winner"):
+        combination, origin = resolve_combination(winner_file=str(path))
     assert origin == "embedded default" and combination.plugins == []
     (warning,) = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert "NO GPU WINNER" in warning and "nvidia-h200" in warning and DEFAULT_ENGINE in warning
@@ -38,6 +39,6 @@ def test_a_gpu_without_a_winner_warns_loudly_that_the_default_runs_unoptimised(
 
 def test_a_cpu_without_a_winner_starts_the_default_quietly(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="asrforge.combination"):
-        combination, origin = Combination.resolve(winner_file=str(tmp_path / "none.yaml"))
+    with caplog.at_level(logging.WARNING, logger="asrforge.winner"):
+        combination, origin = resolve_combination(winner_file=str(tmp_path / "none.yaml"))
     assert origin == "embedded default" and not caplog.records
