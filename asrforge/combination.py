@@ -52,7 +52,7 @@ class Combination:
 
         ``model``/``device`` override the engine config in every case (the winner's plugins still apply).
         """
-        from asrforge.experiments.winner import load_winner
+        from asrforge.experiments.bench.winner import load_winner
 
         if engine is None and plugins is None:
             winner = load_winner(path=winner_file)

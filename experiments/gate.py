@@ -31,6 +31,7 @@ from asrforge.combination import Combination
 from asrforge.config import conf_dir
 from asrforge.engines.base import BaseEngine
 from asrforge.errors import AsrforgeError, ConfigError
+from asrforge.experiments.bench.winner import read_winners
 from asrforge.experiments.datasets import load_manifest, register_resolvers
 from asrforge.experiments.device import device_info, device_key, slug, versions
 from asrforge.experiments.gate_report import (
@@ -45,7 +46,6 @@ from asrforge.experiments.gate_stats import REGRESSION, log_ratios
 from asrforge.experiments.gate_trials import TrialRun, extend, load_subjects, run_trials
 from asrforge.experiments.gate_verdict import Figure, judge, overall, staleness, unsure
 from asrforge.experiments.scoring import score
-from asrforge.experiments.winner import read_winners
 from asrforge.optimizations import application_order, make_plugins
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CANNOT_JUDGE = 0, 1, 2
@@ -227,7 +227,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from asrforge.experiments.bench import git_commit
+    from asrforge.experiments.bench.run import git_commit
 
     args = _parser().parse_args(argv)
     console = Console(stderr=True, soft_wrap=True)

@@ -2,8 +2,8 @@
 # The GPU matrix of issue #5 on a lent GPU (H100/H200, no network, its own torch), most important points first,
 # inside a time budget (default 480 s of phases; the device allows 600 s a command). Two steps:
 #
-#   experiments/gpu_session.sh prepare               # here, with PyPI and ../shared/data/eval: fills .gpu/ (ignored)
-#   experiments/gpu_session.sh run [BUDGET_S] [PHASE...]   # there: device run, carry [".gpu"], timeout_s 600
+#   experiments/bench/gpu_session.sh prepare               # here, with PyPI and ../shared/data/eval: fills .gpu/ (ignored)
+#   experiments/bench/gpu_session.sh run [BUDGET_S] [PHASE...]   # there: device run, carry [".gpu"], timeout_s 600
 #
 # `run` installs the wheels of .gpu/ that the GPU image lacks (transformers >= 5.23 for Qwen3-ASR, hydra, av, ...)
 # into /tmp/site, runs the phases below in order while BUDGET_S lasts, renders reports/<gpu>/GPU.md and
@@ -47,13 +47,13 @@ prepare() {
 
 setup() {
   export ASRFORGE_EVAL_DATA=$PWD/$KIT/eval ASRFORGE_CACHE=/tmp/asrforge-cache HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-  if "$PY" -c "import asrforge.experiments.bench" 2>/dev/null; then return; fi  # an installed checkout (here)
+  if "$PY" -c "import asrforge.experiments.bench.run" 2>/dev/null; then return; fi  # an installed checkout (here)
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$KIT"/wheels/*.whl || exit 1
   # The packages live at the top level and install as asrforge.<name>; links do what pyproject's package-dir does.
   for package in engines optimizations serving experiments conf; do ln -sfn "../$package" "asrforge/$package"; done
   export PYTHONPATH=$PWD:/tmp/site
-  "$PY" -c "import asrforge.experiments.bench" || exit 1
+  "$PY" -c "import asrforge.experiments.bench.run" || exit 1
 }
 
 run() {
@@ -63,7 +63,7 @@ run() {
   setup
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   key=$("$PY" -c "from asrforge.experiments.device import device_key; print(device_key('cuda'))") || exit 1
-  "$PY" -m asrforge.experiments.transfer_overlap --out "reports/$key/transfer_overlap.json"
+  "$PY" -m asrforge.experiments.bench.transfer_overlap --out "reports/$key/transfer_overlap.json"
   for phase in "${PHASES[@]}"; do
     IFS='|' read -r name need overrides <<<"$phase"
     if [[ -n "${wanted// /}" && "$wanted" != *" $name "* ]]; then continue; fi
@@ -71,10 +71,10 @@ run() {
     if ((left < need)); then echo "phase $name skipped: ${left} s left, needs ${need} s"; continue; fi
     echo "phase $name (${left} s left): $overrides"
     # shellcheck disable=SC2086  # the overrides are words
-    timeout --signal=TERM "$left" "$PY" -m asrforge.experiments.bench +bench=gpu $overrides \
+    timeout --signal=TERM "$left" "$PY" -m asrforge.experiments.bench.run +bench=gpu $overrides \
       hydra.run.dir=/tmp/asrforge-outputs/$name || echo "phase $name did not finish (its rows are lost)"
   done
-  "$PY" -m asrforge.experiments.gpu_summary "reports/$key"
+  "$PY" -m asrforge.experiments.bench.gpu_summary "reports/$key"
   cat "reports/$key/GPU.md"
   if [[ -n "${OUT:-}" ]]; then tar czf "$OUT/reports.tgz" "reports/$key" $(ls reports/winner.yaml 2>/dev/null); fi
 }

@@ -2,7 +2,7 @@
 decoder's ms/token against its weight-read floor, and the issue's targets checked against the newest measurements.
 
 Rendered from ``results.jsonl`` (rows of ``+bench=gpu`` runs: the records that carry a ``floor``, and refusals of
-the same runs) and ``transfer_overlap.json``; ``python -m asrforge.experiments.gpu_summary reports/<gpu>``.
+the same runs) and ``transfer_overlap.json``; ``python -m asrforge.experiments.bench.gpu_summary reports/<gpu>``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from asrforge.experiments.records import BenchRecord, read_records
-from asrforge.experiments.report import RESULTS
+from asrforge.experiments.bench.records import BenchRecord, read_records
+from asrforge.experiments.bench.report import RESULTS
 
 GPU_MD = "GPU.md"
 OVERLAP = "transfer_overlap.json"
@@ -38,7 +38,8 @@ def render(records: Sequence[BenchRecord], overlap: dict | None = None) -> str:
     lines = [
         f"# GPU matrix: {device.get('name', device.get('key'))}",
         "",
-        "Rendered by `python -m asrforge.experiments.gpu_summary`; do not edit by hand. Random weights (WER n/a), "
+        "Rendered by `python -m asrforge.experiments.bench.gpu_summary`; do not edit by hand. "
+        "Random weights (WER n/a), "
         "decoded to a real transcript's length. `decoder ms/token` is the steady decode step (prefill excluded); "
         "the floor is the decoder's weight bytes over the device-to-device copy bandwidth measured in the same "
         "process; `floor ratio` = the two's quotient (1.0 = the memory-bandwidth limit). `first call ms` holds "

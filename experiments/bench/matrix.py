@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asrforge.experiments.records import BenchRecord
+from asrforge.experiments.bench.records import BenchRecord
 
 BASELINE = "baseline"
 AUTO_BEST = "auto-best"

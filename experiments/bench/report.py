@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from asrforge.experiments.matrix import BASELINE
-from asrforge.experiments.records import BenchRecord, read_records
+from asrforge.experiments.bench.matrix import BASELINE
+from asrforge.experiments.bench.records import BenchRecord, read_records
 
 RESULTS = "results.jsonl"
 BUSY_HOST = 0.1  # foreign CPU share above which a row's latency is flagged as disturbed
@@ -222,7 +222,7 @@ def _file_slug(text: str) -> str:
 
 def write_report(device_dir: str | os.PathLike) -> list[Path]:
     """Re-render ``README.md`` and the plots of one device folder from its ``results.jsonl``."""
-    from asrforge.experiments.plots import plot_run
+    from asrforge.experiments.bench.plots import plot_run
 
     device_dir = Path(device_dir)
     records = read_records(device_dir / RESULTS)

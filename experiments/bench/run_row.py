@@ -2,7 +2,7 @@
 
 Plugins change process-global state (torch thread pools, TF32 and cuDNN flags, compiled graphs, allocator growth),
 and peak memory and cold-start numbers only mean something per process, so every row runs in its own child:
-``python -m asrforge.experiments.run_row`` reads a ``RowSpec`` as JSON on stdin and writes JSON lines on stdout
+``python -m asrforge.experiments.bench.run_row`` reads a ``RowSpec`` as JSON on stdin and writes JSON lines on stdout
 (progress events, then one ``result``). Anything else the child or its libraries print goes to stderr.
 """
 
@@ -41,7 +41,7 @@ class RowSpec:
     passes: int = 1
     warmup_calls: int = 2
     decode: dict[str, Any] = field(default_factory=dict)  # DecodeOptions fields
-    decoder_floor: bool = False  # time decode steps and the weight-read floor (experiments/bandwidth_floor.py)
+    decoder_floor: bool = False  # time decode steps and the weight-read floor (experiments/bench/bandwidth_floor.py)
 
 
 def run_in_subprocess(spec: RowSpec, timeout_s: float, on_event: Callable[[Event], None] | None = None) -> dict:
@@ -53,7 +53,7 @@ def run_in_subprocess(spec: RowSpec, timeout_s: float, on_event: Callable[[Event
     spawned_at = time.time()
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr:
         child = subprocess.Popen(
-            [sys.executable, "-m", "asrforge.experiments.run_row"],
+            [sys.executable, "-m", "asrforge.experiments.bench.run_row"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -153,8 +153,8 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
 
     copy_bytes_per_s = None
     if spec.decoder_floor:  # before the model loads: the copy's buffers must not count in the row's peak memory
-        from asrforge.experiments.bandwidth_floor import copy_bandwidth, floor_fields
-        from asrforge.experiments.decoder_steps import DecoderSteps
+        from asrforge.experiments.bench.bandwidth_floor import copy_bandwidth, floor_fields
+        from asrforge.experiments.bench.decoder_steps import DecoderSteps
 
         emit(event="stage", stage="measuring copy bandwidth")
         copy_bytes_per_s = copy_bandwidth(config.resolved_device())

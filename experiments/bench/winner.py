@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from asrforge.experiments.matrix import BASELINE, within_tolerance
-from asrforge.experiments.records import BenchRecord
+from asrforge.experiments.bench.matrix import BASELINE, within_tolerance
+from asrforge.experiments.bench.records import BenchRecord
 from asrforge.paths import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def update_winner(path: str | os.PathLike, device_key: str, record: BenchRecord)
     winners[device_key] = winner_entry(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
-        "# Written by `asrforge bench` (experiments/winner.py); `asrforge serve` starts from the entry of its device.\n"
+        "# Written by `asrforge bench` (experiments/bench/winner.py); "
+        "`asrforge serve` starts from the entry of its device.\n"
     )
     path.write_text(header + yaml.safe_dump(winners, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return winners[device_key], True

@@ -2,7 +2,7 @@
 memory of a process tree over time, lone-request references, and the JSON-lines record file in reports/gateway/.
 
 Every measurement runs the real thing: ``asrforge serve`` (single process, ``--role gateway`` or ``--role ray``) on
-a free loopback port, the real ``openai``/``websockets`` clients of the load test (experiments/load_clients.py),
+a free loopback port, the real ``openai``/``websockets`` clients of the load test (experiments/load/clients.py),
 and every answer compared with the lone-request transcript of its file.
 """
 
@@ -19,11 +19,11 @@ import httpx
 import psutil
 from rich.console import Console
 
-from asrforge.experiments.bench import git_commit
+from asrforge.experiments.bench.run import git_commit
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import append_jsonl, read_jsonl
-from asrforge.experiments.load_clients import Clip, Outcome, Target, requests
-from asrforge.experiments.load_server import ServerProcess
+from asrforge.experiments.load.clients import Clip, Outcome, Target, requests
+from asrforge.experiments.load.server import ServerProcess
 from asrforge.paths import eval_data_dir
 
 REPORT_DIR = Path("reports/gateway")

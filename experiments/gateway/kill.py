@@ -1,6 +1,6 @@
 """Kill -9 a worker under load: every caller gets an answer or a retryable 503 (none hangs), the worker comes back::
 
-    python -m asrforge.experiments.gateway_kill --clients 32 --duration 40 --kill-at 10
+    python -m asrforge.experiments.gateway.kill --clients 32 --duration 40 --kill-at 10
 
 The gateway runs two workers (both started before the load). ``--clients`` clients send requests back to back for
 ``--duration`` seconds (three in four plain HTTP, one in four SSE through the ``openai`` client); at ``--kill-at``
@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from asrforge.experiments.gateway_common import (
+from asrforge.experiments.gateway.common import (
     append_record,
     correctness,
     dev_clips,
@@ -32,7 +32,7 @@ from asrforge.experiments.gateway_common import (
     server,
     workers,
 )
-from asrforge.experiments.load_clients import MODEL, Clip, Outcome, Target, sse_request
+from asrforge.experiments.load.clients import MODEL, Clip, Outcome, Target, sse_request
 
 DRAIN_S = 180  # a request still open this long after the load window is counted as hung
 

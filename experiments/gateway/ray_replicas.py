@@ -1,6 +1,6 @@
 """Ray Serve serving the same requests as the single-process server, correctly, on a local Ray cluster::
 
-    python -m asrforge.experiments.gateway_ray --clients 12 --duration 40 --max-replicas 2
+    python -m asrforge.experiments.gateway.ray_replicas --clients 12 --duration 40 --max-replicas 2
 
 First the single-process server answers one lone request of each kind (HTTP, SSE, WebSocket) per file: the
 references. Then a local Ray (``--cpus`` CPUs) runs the same app as a Serve deployment, autoscaled between 1 and
@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from asrforge.experiments.gateway_common import MODEL_OVERRIDES, append_record, correctness, dev_clips, lone_references
-from asrforge.experiments.gateway_common import server as server_process
-from asrforge.experiments.load_clients import KINDS, Clip, Outcome, Target, requests
-from asrforge.experiments.load_server import free_port
+from asrforge.experiments.gateway.common import MODEL_OVERRIDES, append_record, correctness, dev_clips, lone_references
+from asrforge.experiments.gateway.common import server as server_process
+from asrforge.experiments.load.clients import KINDS, Clip, Outcome, Target, requests
+from asrforge.experiments.load.server import free_port
 from asrforge.serving.run import serve_config
 
 

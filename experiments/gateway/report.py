@@ -1,7 +1,7 @@
 """reports/gateway/README.md and its plots, rendered from the records of the gateway measurements (the latest record
 of each experiment)::
 
-    python -m asrforge.experiments.gateway_report
+    python -m asrforge.experiments.gateway.report
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from asrforge.experiments.gateway_common import REPORT_DIR, RESULTS, read_records  # noqa: E402
+from asrforge.experiments.gateway.common import REPORT_DIR, RESULTS, read_records  # noqa: E402
 
 COMMANDS = {
-    "rss_burst": "python -m asrforge.experiments.gateway_rss",
-    "kill_under_load": "python -m asrforge.experiments.gateway_kill",
-    "throughput": "python -m asrforge.experiments.gateway_throughput",
-    "ray_serve": "python -m asrforge.experiments.gateway_ray",
+    "rss_burst": "python -m asrforge.experiments.gateway.rss",
+    "kill_under_load": "python -m asrforge.experiments.gateway.kill",
+    "throughput": "python -m asrforge.experiments.gateway.throughput",
+    "ray_serve": "python -m asrforge.experiments.gateway.ray_replicas",
 }
 
 
@@ -83,7 +83,7 @@ def render(report_dir: Path = REPORT_DIR) -> list[Path]:
     lines = [
         "# Gateway + workers, and scale-out",
         "",
-        f"Rendered by `python -m asrforge.experiments.gateway_report` from `{RESULTS}` (the latest record of each",
+        f"Rendered by `python -m asrforge.experiments.gateway.report` from `{RESULTS}` (the latest record of each",
         "experiment); never edited by hand. Design and trade-offs: docs/scaling.md. Machine: 2 CPU cores shared with",
         "other jobs, so absolute times are noisy; ratios are within one run.",
         "",

@@ -1,7 +1,7 @@
 """RSS of the gateway and its workers before, during and after a burst, and how long the idle workers take to give
 their memory back::
 
-    python -m asrforge.experiments.gateway_rss --workers 2 --idle-timeout 10 --clients 8 --requests 16
+    python -m asrforge.experiments.gateway.rss --workers 2 --idle-timeout 10 --clients 8 --requests 16
 
 The gateway starts with no worker running; the burst's first request starts one (cold start), and the pool starts
 the next when every running one is busy. After the burst every worker sits idle for ``--idle-timeout`` seconds,
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from asrforge.experiments.gateway_common import (
+from asrforge.experiments.gateway.common import (
     TreeMemory,
     append_record,
     dev_clips,
@@ -26,7 +26,7 @@ from asrforge.experiments.gateway_common import (
     server,
     workers,
 )
-from asrforge.experiments.load_clients import Target, http_request
+from asrforge.experiments.load.clients import Target, http_request
 
 
 def parser() -> argparse.ArgumentParser:

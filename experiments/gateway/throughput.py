@@ -1,6 +1,6 @@
 """Throughput of 1, 2 and 4 CPU workers behind the gateway against the single-process server, on this machine::
 
-    python -m asrforge.experiments.gateway_throughput --clients 8 --duration 30 --order single,1,2,4,single
+    python -m asrforge.experiments.gateway.throughput --clients 8 --duration 30 --order single,1,2,4,single
 
 Each configuration in ``--order`` starts fresh (every worker loaded before the load), answers one lone request per
 file (the references), then ``--clients`` plain HTTP clients send the dev files back to back for ``--duration``
@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 
 from asrforge.cpu import cpu_quota
-from asrforge.experiments.gateway_common import (
+from asrforge.experiments.gateway.common import (
     MODEL_OVERRIDES,
     append_record,
     correctness,
@@ -30,8 +30,8 @@ from asrforge.experiments.gateway_common import (
     lone_references,
     server,
 )
-from asrforge.experiments.load_clients import Clip, Outcome, Target, http_request
-from asrforge.experiments.load_server import CpuMeter
+from asrforge.experiments.load.clients import Clip, Outcome, Target, http_request
+from asrforge.experiments.load.server import CpuMeter
 
 
 def parser() -> argparse.ArgumentParser:

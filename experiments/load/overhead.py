@@ -21,9 +21,9 @@ from rich.progress import Progress
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
-from asrforge.experiments.load_clients import MODEL, Target
-from asrforge.experiments.load_report import percentiles
-from asrforge.experiments.load_server import scrape_metrics
+from asrforge.experiments.load.clients import MODEL, Target
+from asrforge.experiments.load.server import scrape_metrics
+from asrforge.experiments.load.summary import percentiles
 
 WARMUP_CALLS = 3
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from asrforge.experiments.jsonl import read_jsonl
-from asrforge.experiments.load_report import BUSY_HOST, RESULTS, failed_checks
+from asrforge.experiments.load.summary import BUSY_HOST, RESULTS, failed_checks
 
 
 def write_readme(report_dir: str | os.PathLike) -> Path:
@@ -23,7 +23,7 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "# Serving load test",
         "",
-        f"Rendered from `{RESULTS}` by `python -m asrforge.experiments.load_test` (`make loadtest`); do not edit.",
+        f"Rendered from `{RESULTS}` by `python -m asrforge.experiments.load.run` (`make loadtest`); do not edit.",
         "",
         "Each run starts `asrforge serve` on a loopback port (or loads a given `--url`), takes every dev file's "
         "transcript from one lone request of each kind (plain HTTP, SSE, WebSocket), then keeps N concurrent clients "

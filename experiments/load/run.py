@@ -7,10 +7,10 @@ against its file's lone transcript, measures the server overhead against the bar
 the server and scans its log. One record per server goes to ``<report-dir>/loadtest.jsonl``; the README is rendered
 from the records::
 
-    python -m asrforge.experiments.load_test                                  # 64 clients, 60 s, both servers
-    python -m asrforge.experiments.load_test --servers granian --clients 8 --duration 10
-    python -m asrforge.experiments.load_test serving.scheduler.max_batch_size=1   # overrides for the server
-    python -m asrforge.experiments.load_test --url http://127.0.0.1:8000       # a server already running
+    python -m asrforge.experiments.load.run                                  # 64 clients, 60 s, both servers
+    python -m asrforge.experiments.load.run --servers granian --clients 8 --duration 10
+    python -m asrforge.experiments.load.run serving.scheduler.max_batch_size=1   # overrides for the server
+    python -m asrforge.experiments.load.run --url http://127.0.0.1:8000       # a server already running
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asrforge.combination import Combination
-from asrforge.experiments.bench import git_commit
+from asrforge.experiments.bench.run import git_commit
 from asrforge.experiments.device import device_info, versions
 from asrforge.experiments.jsonl import append_jsonl
-from asrforge.experiments.load_clients import KINDS, Clip, Outcome, Target, requests
-from asrforge.experiments.load_overhead import measure_overhead
-from asrforge.experiments.load_readme import write_readme
-from asrforge.experiments.load_report import RESULTS, failed_checks, summarise
-from asrforge.experiments.load_server import CpuMeter, ServerProcess, scrape_metrics
+from asrforge.experiments.load.clients import KINDS, Clip, Outcome, Target, requests
+from asrforge.experiments.load.overhead import measure_overhead
+from asrforge.experiments.load.report import write_readme
+from asrforge.experiments.load.server import CpuMeter, ServerProcess, scrape_metrics
+from asrforge.experiments.load.summary import RESULTS, failed_checks, summarise
 from asrforge.paths import eval_data_dir
 from asrforge.quiet import quiet_third_party
 from asrforge.serving.app import served_combination

@@ -18,7 +18,7 @@ import httpx
 import psutil
 from rich.console import Console
 
-from asrforge.experiments.run_row import cpu_sample
+from asrforge.experiments.bench.run_row import cpu_sample
 
 READY_TIMEOUT_S = 600
 STOP_TIMEOUT_S = 30

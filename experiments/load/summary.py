@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from asrforge.experiments.load_clients import KINDS, Outcome
+from asrforge.experiments.load.clients import KINDS, Outcome
 
 RESULTS = "loadtest.jsonl"
 SHOWN = 8  # mismatches and failures kept in a record, as examples

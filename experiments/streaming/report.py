@@ -1,5 +1,5 @@
 """``streaming.md`` and ``streaming.png`` rendered from ``streaming.jsonl`` and ``streaming_summary.json`` (written by
-experiments/streaming_bench.py): per-chunk cost in the first and the last minute of the stream, its growth, its
+experiments/streaming/run.py): per-chunk cost in the first and the last minute of the stream, its growth, its
 ratio to re-feeding, the first partial, and each mode's final-transcript WER."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def render(out_dir: Path) -> None:
         "# Streaming: per-chunk cost against stream position",
         "",
         "Rendered from `streaming.jsonl` (one record per chunk and mode) and `streaming_summary.json` by",
-        "`python -m asrforge.experiments.streaming_bench`; do not edit by hand.",
+        "`python -m asrforge.experiments.streaming.run`; do not edit by hand.",
         "",
         f"Stream: the first {stream['seconds']:.1f} s of `{stream['file']}` ({stream['utterances']} real utterances, "
         f"cut in the pause at {stream['cut_s']:.1f} s), fed in {stream['chunk_s']:g}-s chunks; "

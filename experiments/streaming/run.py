@@ -1,10 +1,10 @@
 """Per-chunk streaming cost against stream position: re-feeding vs ``kv_reuse`` vs ``kv_reuse`` + ``causal_encoder``
 (and ``dual_model``), on the first minutes of the long real-speech recording, plus each mode's final-transcript WER.
 
-``python -m asrforge.experiments.streaming_bench`` writes ``reports/<device>/streaming.jsonl`` (one record per chunk
+``python -m asrforge.experiments.streaming.run`` writes ``reports/<device>/streaming.jsonl`` (one record per chunk
 and mode: ``mode``, ``stream_pos_s``, ``chunk_latency_ms``, ...) and ``streaming_summary.json`` (the run's settings,
 the final and offline transcripts, their WERs), then renders ``streaming.md`` and ``streaming.png`` from them
-(experiments/streaming_report.py).
+(experiments/streaming/report.py).
 
 How it is measured, and why:
 - The modes advance in lock-step, chunk by chunk (every mode takes chunk i before any takes chunk i + 1), so a
@@ -35,7 +35,7 @@ from asrforge.engines.stream_session import StreamSession
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import read_jsonl
 from asrforge.experiments.scoring import error_rate
-from asrforge.experiments.streaming_report import render
+from asrforge.experiments.streaming.report import render
 from asrforge.paths import REPO_ROOT, eval_data_dir
 from asrforge.serving.vad import SpeechDetector
 

@@ -11,7 +11,7 @@ from asrforge.experiments.jsonl import read_jsonl
 
 # Issue #7's goals: mean boundary error (ms) and, for fast mode, an overhead ratio to stay under.
 GOALS: dict[str, tuple[float, float | None]] = {"accurate": (100.0, None), "fast": (300.0, 1.05)}
-COMMAND = ".venv/bin/python -m asrforge.experiments.subtitle_timing"
+COMMAND = ".venv/bin/python -m asrforge.experiments.subtitles.run"
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
@@ -32,7 +32,7 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
     out = [
         "# Subtitle timing: fast vs accurate",
         "",
-        f"Rendered from `subtitles.jsonl` by `experiments/subtitle_readme.py`; produced by `{COMMAND}`.",
+        f"Rendered from `subtitles.jsonl` by `experiments/subtitles/report.py`; produced by `{COMMAND}`.",
         "",
         f"Latest run {latest}, commit `{first.get('commit') or '?'}`, on {device.get('name')} "
         f"({device.get('cpu_quota') or device.get('cpu_count')} CPUs, {first.get('threads')} torch thread(s)): "

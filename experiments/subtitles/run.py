@@ -1,6 +1,6 @@
 """Subtitle timing benchmark: boundary error and latency cost of ``fast`` and ``accurate`` word timing.
 
-``.venv/bin/python -m asrforge.experiments.subtitle_timing`` decodes ``eval/long/dev_concat_once.wav`` (27 real
+``.venv/bin/python -m asrforge.experiments.subtitles.run`` decodes ``eval/long/dev_concat_once.wav`` (27 real
 utterances whose start/end are in its manifest) as the server does (one Silero VAD pass, 30-s chunks cut at pauses,
 decoded one after another, stitched) in three modes, interleaved over ``--repeats`` trials:
 
@@ -30,11 +30,11 @@ import torch
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
 from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
-from asrforge.experiments.bench import git_commit
+from asrforge.experiments.bench.run import git_commit
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import append_jsonl, read_jsonl
-from asrforge.experiments.subtitle_readme import write_markdown
-from asrforge.experiments.subtitle_scoring import boundary_errors, speech_bounds, summary_ms
+from asrforge.experiments.subtitles.report import write_markdown
+from asrforge.experiments.subtitles.scoring import boundary_errors, speech_bounds, summary_ms
 from asrforge.paths import REPO_ROOT, eval_data_dir
 from asrforge.serving.chunking import Chunk, plan_chunks, stitch
 from asrforge.serving.formats import to_srt
@@ -178,7 +178,7 @@ def run_short(engine: BaseEngine, paths: Sequence[Path], repeats: int, subtitles
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="asrforge.experiments.subtitle_timing", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="asrforge.experiments.subtitles.run", description=__doc__.split("\n")[0])
     parser.add_argument("--file", default="dev_concat_once.wav", help="a file of eval/long (its manifest has times)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved trials per mode")
     parser.add_argument("--short", type=int, default=8, help="dev clips for the short-clip latency (0: skip)")

@@ -9,7 +9,7 @@ from typing import Any
 
 from asrforge.experiments.jsonl import read_jsonl
 
-COMMAND = ".venv/bin/python -m asrforge.experiments.translation_eval"
+COMMAND = ".venv/bin/python -m asrforge.experiments.translation.run"
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
@@ -36,7 +36,7 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "# Translation: Chinese speech, and English to Chinese and back",
         "",
-        f"Rendered from `translation.jsonl` by `experiments/translation_readme.py`; produced by `{COMMAND}`.",
+        f"Rendered from `translation.jsonl` by `experiments/translation/report.py`; produced by `{COMMAND}`.",
         "",
         f"Latest run {latest}, commit `{summary.get('commit') or '?'}`, on {device.get('name')} "
         f"({device.get('cpu_quota') or device.get('cpu_count')} CPUs): {combination['engine']} "

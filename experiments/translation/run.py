@@ -1,4 +1,4 @@
-"""Translation report (issue #8): ``.venv/bin/python -m asrforge.experiments.translation_eval`` appends records to
+"""Translation report (issue #8): ``.venv/bin/python -m asrforge.experiments.translation.run`` appends records to
 ``reports/<device>/translation.jsonl`` and renders ``translation.md`` beside it.
 
 - zh: every clip of the eval set's ``zh/`` transcribed by multilingual Whisper base (language ``zh``; CER against the
@@ -23,11 +23,11 @@ from typing import Any
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
 from asrforge.engines.base import BaseEngine, DecodeOptions
-from asrforge.experiments.bench import git_commit
+from asrforge.experiments.bench.run import git_commit
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.experiments.scoring import error_rate, score
-from asrforge.experiments.translation_readme import write_markdown
+from asrforge.experiments.translation.report import write_markdown
 from asrforge.paths import REPO_ROOT, eval_data_dir
 from asrforge.transcript import Transcript
 from asrforge.translation import (
@@ -150,7 +150,7 @@ def round_trip(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="asrforge.experiments.translation_eval", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="asrforge.experiments.translation.run", description=__doc__.split("\n")[0])
     parser.add_argument("--engine", default="whisper-base", help="a multilingual conf/engine option")
     parser.add_argument("--plugins", default="eval_mode,sdpa", help="comma-separated plugins")
     parser.add_argument("--translator", default="chat-completions", help="a conf/translation option ('none': skip)")

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import yaml
 
-from asrforge.experiments.records import read_records
+from asrforge.experiments.bench.records import read_records
 
 
 def bench(tmp_path: Path, *overrides: str) -> Path:
     """Run the Hydra app in a subprocess with its outputs under ``tmp_path``; returns the report root."""
     reports = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "asrforge.experiments.bench", f"report.dir={reports}", *overrides],
+        [sys.executable, "-m", "asrforge.experiments.bench.run", f"report.dir={reports}", *overrides],
         cwd=tmp_path,
         capture_output=True,
         text=True,

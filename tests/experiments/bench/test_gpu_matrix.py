@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from asrforge.engines.qwen3_asr import Qwen3ASREngine, Qwen3ASREngineConfig
-from asrforge.experiments.bandwidth_floor import Floor, decoder_weight_bytes, floor_fields, tensor_bytes
-from asrforge.experiments.clips import make_clips
+from asrforge.experiments.bench.bandwidth_floor import Floor, decoder_weight_bytes, floor_fields, tensor_bytes
+from asrforge.experiments.bench.clips import make_clips
+from asrforge.experiments.bench.decoder_steps import DecoderSteps
+from asrforge.experiments.bench.gpu_summary import write_summary
+from asrforge.experiments.bench.records import read_records
 from asrforge.experiments.datasets import load_manifest
-from asrforge.experiments.decoder_steps import DecoderSteps
-from asrforge.experiments.gpu_summary import write_summary
-from asrforge.experiments.records import read_records
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_the_gpu_bench_runs_on_a_cpu_with_floor_ratios_and_refusal_rows(dev_dir,
         [
             sys.executable,
             "-m",
-            "asrforge.experiments.bench",
+            "asrforge.experiments.bench.run",
             "+bench=gpu",
             "engine=qwen3-asr-tiny",
             "engine.dtype=float32",
@@ -145,7 +145,7 @@ def test_the_gpu_bench_runs_on_a_cpu_with_floor_ratios_and_refusal_rows(dev_dir,
 
 
 def test_the_gpu_session_script_lists_only_matrix_rows_that_exist():
-    script = (Path(__file__).parents[2] / "experiments" / "gpu_session.sh").read_text()
+    script = (Path(__file__).parents[3] / "experiments" / "bench" / "gpu_session.sh").read_text()
     from asrforge.optimizations import REGISTRY
 
     named = {

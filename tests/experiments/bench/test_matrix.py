@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from asrforge.config import group_options, load_option
-from asrforge.experiments.matrix import AUTO_BEST, Row, auto_best, expand
-from asrforge.experiments.streaming_bench import MODES as STREAMING_MODES
+from asrforge.experiments.bench.matrix import AUTO_BEST, Row, auto_best, expand
+from asrforge.experiments.streaming.run import MODES as STREAMING_MODES
 from asrforge.optimizations import REGISTRY
 
 SINGLES = [Row(name, (name,)) for name in ("int8_dynamic", "sdpa", "torch_compile", "threads", "eval_mode", "warmup")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asrforge.experiments.records import merge_records, read_records, write_records
+from asrforge.experiments.bench.records import merge_records, read_records, write_records
 
 
 def test_records_round_trip_through_json_lines(tmp_path, make_record):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from asrforge.experiments.records import write_records
-from asrforge.experiments.report import rate, render_all, render_markdown
+from asrforge.experiments.bench.records import write_records
+from asrforge.experiments.bench.report import rate, render_all, render_markdown
 
 REFUSAL = "tf32 needs a cuda device; this is cpu"
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from asrforge.experiments.run_row import RowSpec, cpu_sample, foreign_cpu_share, run_in_subprocess
+from asrforge.experiments.bench.run_row import RowSpec, cpu_sample, foreign_cpu_share, run_in_subprocess
 
 
 def spec(dev_dir, engine: dict) -> RowSpec:

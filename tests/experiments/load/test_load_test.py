@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from asrforge.experiments.load_clients import Outcome
-from asrforge.experiments.load_report import failed_checks, summarise
-from asrforge.experiments.load_test import client_kinds, main
+from asrforge.experiments.load.clients import Outcome
+from asrforge.experiments.load.run import client_kinds, main
+from asrforge.experiments.load.summary import failed_checks, summarise
 
 
 def test_concurrent_clients_of_every_kind_each_get_their_own_transcript(tmp_path, dev_dir):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asrforge.experiments.subtitle_readme import render_markdown
-from asrforge.experiments.subtitle_scoring import boundary_errors, speech_bounds, summary_ms, utterance_of_words
+from asrforge.experiments.subtitles.report import render_markdown
+from asrforge.experiments.subtitles.scoring import boundary_errors, speech_bounds, summary_ms, utterance_of_words
 
 UTTERANCES = [
     {"start": 0.5, "end": 3.0, "text": "And so, my fellow Americans:"},

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from asrforge.experiments.translation_eval import round_trip
-from asrforge.experiments.translation_readme import _round_trip
+from asrforge.experiments.translation.report import _round_trip
+from asrforge.experiments.translation.run import round_trip
 from asrforge.transcript import Transcript
 from asrforge.translation import TranslationRequest, TranslatorConfig
 from asrforge.translation.chat_completions import ChatCompletionsConfig
