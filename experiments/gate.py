@@ -29,11 +29,11 @@ from rich.console import Console
 
 from asrforge.combination import Combination
 from asrforge.config import conf_dir
+from asrforge.devices import device_key, slug
 from asrforge.engines.base import BaseEngine
 from asrforge.errors import AsrforgeError, ConfigError
-from asrforge.experiments.bench.winner import read_winners
 from asrforge.experiments.datasets import load_manifest, register_resolvers
-from asrforge.experiments.device import device_info, device_key, slug, versions
+from asrforge.experiments.device import device_info, versions
 from asrforge.experiments.gate_report import (
     BUSY,
     append_history,
@@ -47,6 +47,7 @@ from asrforge.experiments.gate_trials import TrialRun, extend, load_subjects, ru
 from asrforge.experiments.gate_verdict import Figure, judge, overall, staleness, unsure
 from asrforge.experiments.scoring import score
 from asrforge.optimizations import application_order, make_plugins
+from asrforge.winner import read_winners
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CANNOT_JUDGE = 0, 1, 2
 
