@@ -25,7 +25,7 @@ from asrforge.engines.qwen3_asr import Qwen3ASREngineConfig
 from asrforge.engines.qwen3_asr_convert import hf_checkpoint, is_original_layout
 from asrforge.engines.qwen3_forced_aligner import Qwen3ForcedAligner
 from asrforge.engines.weights import checkpoint_id
-from asrforge.experiments.records import read_records
+from asrforge.experiments.bench.records import read_records
 from asrforge.paths import REPO_ROOT
 from asrforge.subtitles.alignment import QWEN3_FORCED_ALIGNER, Alignment, TimingPlan, apply_timing
 from asrforge.transcript import Segment, Transcript
@@ -89,7 +89,7 @@ def test_bench_records_the_checkpoint_s_transcript_and_weights(qwen3_checkpoints
         [
             sys.executable,
             "-m",
-            "asrforge.experiments.bench",
+            "asrforge.experiments.bench.run",
             f"report.dir={reports}",
             "engine=qwen3-asr-0.6b",
             f"engine.model={path}",

@@ -9,7 +9,7 @@ import torch
 
 from asrforge import winner
 from asrforge.combination import DEFAULT_ENGINE
-from asrforge.experiments.winner import update_winner
+from asrforge.experiments.bench.winner import update_winner
 from asrforge.winner import GPU_FALLBACK, load_winner, resolve_combination
 
 
