@@ -173,6 +173,13 @@ def render(records: Sequence[dict], out_dir: Path) -> str:
         "the same run. Greedy decoding, timestamps on, real Whisper tiny.en weights. The tuning/test split is "
         "`experiments/shrink/split.py` (by file-name hash); choices read the tuning part only.",
         "",
+        "The winner search (`asrforge bench`, conf/matrix/cpu.yaml) sees the levers as the singles `encoder_window` "
+        "and `decoder_layers` and the combination `cpu-int8-window`; it admits a row only within its WER tolerance, "
+        "so a lossy lever becomes the served default only where its WER holds. Not measured here: a distilled "
+        "decoder (not trained), attention-head pruning (not built), the pruned decoder as a draft for assisted "
+        "decoding (tried by hand only: identical output, slower, as the draft re-runs the encoder and costs 3/4 of "
+        "the target per token).",
+        "",
     ]
     for (lever, threads), runs in sorted(by_lever.items()):
         latest = max(runs)
