@@ -71,7 +71,7 @@ def summarise(records: Sequence[dict]) -> list[dict]:
                 "changed": sum(r["text"] != ref_text.get(r["file"]) for r in dev),
                 "files": len(dev),
                 "long_wer": wer(long),
-                "long_same": bool(long) and all(r["text"] == ref_text.get(r["file"]) for r in long),
+                "long_same": all(r["text"] == ref_text.get(r["file"]) for r in long) if long else None,
                 "load_avg": statistics.fmean(r["load_avg_1m"] for r in records if r["setting"] == setting),
             }
         )
@@ -123,7 +123,7 @@ def render_lever(lever: str, threads: int, records: Sequence[dict], out_dir: Pat
             f"| {row['setting']}{' (reference)' if row['reference'] else ''} | {_fmt(row['speed_ratio'], 3)} "
             f"| {_fmt(row['wer_tuning'])} | {_fmt(row['wer_test'])} | "
             + " | ".join(_fmt(value) for value in row["wer_bands"])
-            + f" | {row['changed']}/{row['files']} | {_fmt(row['long_wer'])} | {'yes' if row['long_same'] else 'no'} |"
+            + f" | {row['changed']}/{row['files']} | {_fmt(row['long_wer'])} | { {True: 'yes', False: 'no', None: 'n/a'}[row['long_same']] } |"
         )
     pick = admitted(rows, tolerance)
     base = next(row for row in rows if row["reference"])
