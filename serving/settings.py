@@ -31,6 +31,8 @@ class SchedulerSettings:
     max_batch_size: int = 8
     max_batch_wait_ms: float = 0
     exact: bool = True
+    max_wait_s: float | None = 30
+    class_weights: tuple[float, float, float] = (6, 2, 1)  # realtime, stream, batch
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def test_cancelled_work_is_skipped_and_a_full_queue_refuses(tiny_engine, clips):
         kept = await scheduler.transcribe([clips[4]], DecodeOptions(), Priority.BATCH)
         return refused.value, kept, scheduler.metrics.batch_size
 
-    settings = SchedulerSettings(max_queue=4, max_batch_size=1, max_batch_wait_ms=0)
+    settings = SchedulerSettings(max_queue=4, max_batch_size=1, max_batch_wait_ms=0, max_wait_s=None)
     refused, kept, histogram = run_with(tiny_engine, settings, scenario)
     assert refused.retry_after_s >= 1
     assert kept[0].text
@@ -150,3 +150,49 @@ def test_other_model_work_runs_alone_on_the_executor_thread_in_priority_order(ti
     assert thread == "asrforge-inference"
     assert order.index("realtime step") <= 1, order  # after the decode already running at most
     assert sorted(order) == ["batch-0", "batch-1", "batch-2", "realtime step"]
+
+
+def test_plain_http_work_completes_while_realtime_work_keeps_arriving(tiny_engine, clips):
+    # Two realtime streams keep a step queued at every moment; with strict priority the HTTP request would wait for
+    # the flood to end. Its guaranteed share (class_weights) lets it through while the flood goes on.
+    import time
+
+    steps_done: list[int] = []
+
+    def step() -> None:
+        time.sleep(0.05)
+        steps_done.append(1)
+
+    async def scenario(scheduler):
+        async def flood() -> None:
+            for _ in range(30):
+                await scheduler.run(step, Priority.REALTIME)
+
+        floods = [asyncio.create_task(flood()) for _ in range(2)]
+        await asyncio.sleep(0.2)  # the flood is on
+        await scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH)
+        served_during_flood = len(steps_done)
+        await asyncio.gather(*floods)
+        return served_during_flood
+
+    settings = SchedulerSettings(max_batch_size=1, class_weights=(6, 2, 1))
+    assert run_with(tiny_engine, settings, scenario) < 60  # the HTTP request did not wait for all 60 steps
+
+
+def test_the_expected_wait_is_refused_with_a_retry_after_from_the_same_estimate(tiny_engine, clips):
+    async def scenario(scheduler):
+        await scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH)  # measures the decode speed
+        speed = scheduler.speed.audio_per_s
+        queued = scheduler.submit(clips[1:4], DecodeOptions(), Priority.BATCH)
+        with pytest.raises(QueueFullError) as refused:
+            scheduler.submit([clips[4]], DecodeOptions(), Priority.BATCH)
+        realtime = scheduler.submit([clips[4]], DecodeOptions(), Priority.REALTIME)  # realtime is never refused
+        await asyncio.gather(*queued, *realtime)
+        return speed, refused.value
+
+    settings = SchedulerSettings(max_batch_size=1, max_wait_s=0.01)
+    speed, refused = run_with(tiny_engine, settings, scenario)
+    backlog_s = sum(clip.size for clip in clips[1:5]) / 16_000
+    assert "expected wait" in str(refused)
+    # The Retry-After is the backlog over the measured speed (the speed moves a little as decodes are measured).
+    assert 1 <= refused.retry_after_s <= 2 * backlog_s / speed + 1
