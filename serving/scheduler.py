@@ -3,9 +3,10 @@
 Every decode in the server goes through here: a single dedicated thread loads the engine, warms it up, then takes
 the next queued chunk (realtime before SSE streams before plain HTTP, each class within its weighted share so none
 starves: serving/admission.py), adds queued chunks with the same decode options up to ``max_batch_size``
-(waiting at most ``max_batch_wait_ms`` for the batch to fill), decodes them in one ``engine.transcribe`` call and resolves each chunk's asyncio future on its own event loop. There is no lock
-or semaphore around the model for requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the
-caching allocator keeps its blocks for the next batch.
+(waiting at most ``max_batch_wait_ms`` for the batch to fill), decodes them in one ``engine.transcribe`` call
+and resolves each chunk's asyncio future on its own event loop. There is no lock or semaphore around the model for
+requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for
+the next batch.
 
 Admission: a stream or plain HTTP request whose last chunk would be decoded later than ``max_wait_s`` from now (the
 queued audio seconds over the decode speed the executor measures) is refused with 429 and a Retry-After from that
