@@ -47,6 +47,7 @@ class RealtimeSettings:
     buffer_ms: int = 450
     max_utterance_s: float = 30
     partials: bool = True
+    incremental: bool = True
 
 
 @dataclass(frozen=True)
