@@ -95,25 +95,40 @@ def test_cancelled_work_is_skipped_and_a_full_queue_refuses(tiny_engine, clips):
     assert samples["asrforge_batch_size_count"] == 2  # the blocker and the last clip; the cancelled three never ran
 
 
-def test_a_batch_variant_engine_decodes_alone_unless_allowed(clips):
-    """CPU int8 quantizes activations with one scale per batch, so a batch-mate could change a client's words:
-    in exact mode (the default) such an engine gets one chunk per call, and every client its lone transcript."""
+def test_int8_with_per_sample_scales_is_batched_and_a_batch_variant_engine_decodes_alone(clips):
+    """fbgemm int8 quantizes a whole input with one activation scale: with one scale per batch a batch-mate could change
+    a client's words, so in exact mode (the default) such an engine gets one chunk per call. With one scale per batch
+    element (int8_dynamic's per_sample, the default) the batched decode equals the lone one and is batched."""
     from asrforge.combination import Combination
 
-    engine = Combination.named("whisper-tiny-en", ["eval_mode", "int8_dynamic"], device="cpu").load()
-    assert engine.batch_variance
-    alone = [engine.transcribe([clip])[0].text for clip in clips[:4]]
+    def int8(per_sample: bool):
+        node = {"_target_": "asrforge.optimizations.int8_dynamic.Int8Dynamic", "per_sample": per_sample}
+        tiny = Combination.named("whisper-tiny-en", device="cpu")
+        return Combination(tiny.engine, ["eval_mode", "int8_dynamic"], {"int8_dynamic": node}).load()
 
     async def scenario(scheduler):
         results = await asyncio.gather(
             *(scheduler.transcribe([clip], DecodeOptions(), Priority.BATCH) for clip in clips[:4])
         )
         samples = {s.name: s.value for s in scheduler.metrics.batch_size.collect()[0].samples}
-        return [r[0].text for r in results], samples["asrforge_batch_size_count"]
+        return [r[0] for r in results], samples["asrforge_batch_size_count"]
 
     exact = SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200)
-    assert run_with(engine, exact, scenario) == (alone, 4)
-    _, calls = run_with(engine, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200, exact=False), scenario)
+    per_sample = int8(per_sample=True)
+    assert per_sample.batch_variance is None
+    alone = [per_sample.transcribe([clip])[0] for clip in clips[:4]]
+    batched, calls = run_with(per_sample, exact, scenario)
+    assert calls < 4  # batched in exact mode
+    assert [(t.text, [(s.start, s.end, s.text) for s in t.segments]) for t in batched] == [
+        (t.text, [(s.start, s.end, s.text) for s in t.segments]) for t in alone
+    ]
+
+    per_batch = int8(per_sample=False)
+    assert per_batch.batch_variance
+    alone_texts = [per_batch.transcribe([clip])[0].text for clip in clips[:4]]
+    transcripts, calls = run_with(per_batch, exact, scenario)
+    assert ([t.text for t in transcripts], calls) == (alone_texts, 4)
+    _, calls = run_with(per_batch, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200, exact=False), scenario)
     assert calls < 4
 
 
