@@ -12,7 +12,8 @@ asrforge/agreement.py, as whisper_streaming does); fixed tokens are never taken 
 later hypotheses, so their KV cache can be kept (``kv_reuse``) and the cache is rolled back (``DynamicCache.crop``) to
 the end of the fixed prefix after each hypothesis. The window is *committed* at a pause the caller's VAD reports, or
 when it reaches ``max_window_s``: its text joins the committed transcript and its audio and caches are dropped, so the
-cost of a chunk stays bounded however long the stream runs. """
+cost of a chunk stays bounded however long the stream runs.
+"""
 
 from __future__ import annotations
 
