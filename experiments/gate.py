@@ -228,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from asrforge.experiments.bench import git_commit
+    from asrforge.experiments.bench.run import git_commit
 
     args = _parser().parse_args(argv)
     console = Console(stderr=True, soft_wrap=True)

@@ -13,7 +13,7 @@ from openai import OpenAI
 from asrforge.audio import load_audio
 from asrforge.cli import main as cli
 from asrforge.combination import Combination
-from asrforge.experiments.run_row import RowSpec, measure
+from asrforge.experiments.bench.run_row import RowSpec, measure
 from asrforge.pipeline import Pipeline
 
 PIECE_S = 60  # twice the tiny.en window: the file must be cut to be decoded at all
