@@ -18,8 +18,6 @@ from asrforge.engines.qwen3_asr import unsupported_decode_option
 from asrforge.engines.whisper import WhisperConfig, WhisperEngine
 from asrforge.errors import UnsupportedOptionError
 
-# A clip where tiny.en's beam search (5) and greedy decoding give different words (seen on both engines).
-BEAM_CLIP = "BEAM_CLIP_NAME"
 GREEDY = DecodeOptions()
 BEAM5 = DecodeOptions.from_mapping(decode_policy("beam5"))
 
@@ -30,8 +28,8 @@ def whisper() -> WhisperEngine:
 
 
 @pytest.fixture(scope="module")
-def beam_clip(dev_dir: Path) -> np.ndarray:
-    return load_audio(dev_dir / BEAM_CLIP)
+def beam_clip(beam_clip_path: Path) -> np.ndarray:
+    return load_audio(beam_clip_path)
 
 
 def test_policies_are_named_configs_with_faster_whispers_default():
