@@ -43,7 +43,7 @@ def jfk_path(dev_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def beam_clip_path(dev_dir: Path) -> Path:
     """A clip where tiny.en's beam search (5 beams) and greedy decoding give different words, on both engines."""
-    return dev_dir / "BEAM_CLIP_NAME"
+    return dev_dir / "ljspeech_LJ001-0030.wav"  # "A very few years" greedy, "A few years" at beam 5
 
 
 class ChatServer:
