@@ -26,14 +26,14 @@ def with_policy(
     """``options`` with the policy's fields, then ``explicit`` (policy fields the request set), checked against the
     engine. Returns (options, note): the note says why the engine got greedy decoding instead of the policy."""
     explicit = {key: value for key, value in (explicit or {}).items() if value is not None}
-    chosen = replace(options, **_fields(decode_policy(policy or DEFAULT_POLICY)), **_fields(explicit))
+    chosen = replace(options, **_fields({**decode_policy(policy or DEFAULT_POLICY), **explicit}))
     try:
         engine.check_options(chosen)
         return chosen, None
     except UnsupportedOptionError as refusal:
         if policy not in (None, DEFAULT_POLICY):
             raise  # a policy the configuration named is as explicit as a request option
-        greedy = replace(options, **_fields(decode_policy("greedy")), **_fields(explicit))
+        greedy = replace(options, **_fields({**decode_policy("greedy"), **explicit}))
         engine.check_options(greedy)  # an explicit option the engine cannot honour is refused here
         note = f"{engine.name} cannot decode with the {DEFAULT_POLICY} policy ({refusal}); decoding greedily"
         return greedy, note
