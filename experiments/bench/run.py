@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from asrforge.combination import Combination
 from asrforge.config import CONFIG_MODULE, decode_policy, group_options, load_option
 from asrforge.devices import device_key
 from asrforge.experiments.bench import matrix as matrix_rows
@@ -214,9 +215,7 @@ def _run_row(
     bench = ctx.cfg.bench
     spec = RowSpec(
         row=row.name,
-        engine=node,
-        plugins=list(row.plugins),
-        settings=settings,
+        combination=Combination(engine=node, plugins=list(row.plugins), settings=settings),
         manifest=str(ctx.dataset.manifest),
         dataset=ctx.dataset.name,
         limit=ctx.cfg.dataset.get("limit"),
