@@ -1,4 +1,4 @@
-"""Translation report (issue #8): ``asrforge run translation`` appends records to
+"""Translation report: ``asrforge run translation`` appends records to
 ``reports/<device>/translation.jsonl`` and renders ``translation.md`` beside it.
 
 - zh: every clip of the eval set's ``zh/`` transcribed by multilingual Whisper base (language ``zh``; CER against the
