@@ -106,7 +106,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         print(f"asrforge: {error}", file=sys.stderr)
         return 2
     plugins = ", ".join(engine.applied_plugins) or "no plugins"
-    print(f"asrforge: {engine.name} {engine.model_name} on {engine.device} with {plugins} ({source})", file=sys.stderr)
+    print(f"asrforge: {engine.name} {engine.weights} on {engine.device} with {plugins} ({source})", file=sys.stderr)
     options = DecodeOptions(language=args.language, task=args.task)
     translate = None
     if args.task == "translate":

@@ -163,6 +163,7 @@ def gate_document(
             "hypotheses": run.hypotheses[name],
             "deterministic": run.deterministic[name],
             "load_s": run.load_s.get(name),
+            "weights": engines[name].weights,
         }
     return {
         "device": device_info(plan.device),

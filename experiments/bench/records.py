@@ -44,6 +44,7 @@ class BenchRecord:
     wer: float | None = None
     cer: float | None = None
     random_weights: bool = False
+    weights: str | None = None  # which weights ran: path + content hash, or "random (...)" (engines/weights.py)
     plugin_stats: dict[str, Any] | None = None  # engine.stats: what plugins counted (e.g. speculative acceptance)
     refused: str | None = None
     error: str | None = None

@@ -137,7 +137,9 @@ def _notes(record: BenchRecord, winner: dict | None) -> str:
         notes.append(f"refused: {record.refused}")
     if record.error:
         notes.append(f"error: {record.error}")
-    if record.random_weights:
+    if record.weights:
+        notes.append(f"weights: {record.weights}")
+    elif record.random_weights:
         notes.append("random weights")
     if (record.foreign_cpu or 0.0) > BUSY_HOST:
         notes.append(f"busy host: other processes used {record.foreign_cpu:.0%} of the CPU while timing")

@@ -41,7 +41,7 @@ from asrforge.experiments.datasets import Dataset, load_manifest, register_resol
 from asrforge.experiments.device import device_info, versions
 from asrforge.optimizations import Target, combination_refusal, make_plugins
 from asrforge.paths import REPO_ROOT
-from asrforge.winner import WINNER_FILE
+from asrforge.winner import GPU_FALLBACK, WINNER_FILE
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -235,6 +235,8 @@ def _write_outputs(ctx: RunContext, key: str, records: list[BenchRecord], consol
         console.print("winner: none (no measured baseline, or no row within the WER tolerance)")
     elif ctx.cfg.bench.update_winner:
         entry, replaced = update_winner(root / WINNER_FILE, key, winner)
+        if key != "cpu":
+            update_winner(root / WINNER_FILE, GPU_FALLBACK, winner)
         if replaced:
             console.print(f"winner for {key}: {entry['row']} ({', '.join(entry['plugins']) or 'no plugins'})")
         else:

@@ -244,6 +244,7 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
         "wer": None if scores is None or scores.wer is None else round(scores.wer, 3),
         "cer": None if scores is None or scores.cer is None else round(scores.cer, 3),
         "random_weights": random_weights,
+        "weights": engine.weights,
         "plugin_stats": engine.stats or None,
         "threads": torch.get_num_threads(),
         "foreign_cpu": None if foreign_cpu is None else round(foreign_cpu, 3),
