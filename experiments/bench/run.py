@@ -129,6 +129,8 @@ def _run_row(ctx: RunContext, row: matrix_rows.Row, progress: Progress, files_ta
     try:
         node = ctx.engine_node if row.engine is None else _engine_option(row.engine, ctx.engine_node)
         config = instantiate(node, _convert_="all")
+        if "architecture" in node and getattr(config, "architecture", None) is None:
+            node = {key: value for key, value in node.items() if key != "architecture"}  # a checkpoint: not random
         settings = {name: _plugin_settings(ctx.cfg, name) for name in row.plugins}
         combination.update(
             engine=config.engine,
