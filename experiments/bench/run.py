@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from asrforge.combination import Combination
 from asrforge.config import CONFIG_MODULE, load_option
 from asrforge.devices import device_key
 from asrforge.experiments.bench import matrix as matrix_rows
@@ -159,9 +160,7 @@ def _run_row(ctx: RunContext, row: matrix_rows.Row, progress: Progress, files_ta
     bench = ctx.cfg.bench
     spec = RowSpec(
         row=row.name,
-        engine=node,
-        plugins=list(row.plugins),
-        settings=settings,
+        combination=Combination(engine=node, plugins=list(row.plugins), settings=settings),
         manifest=str(ctx.dataset.manifest),
         dataset=ctx.dataset.name,
         limit=ctx.cfg.dataset.get("limit"),
