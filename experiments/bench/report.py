@@ -1,5 +1,6 @@
 """``reports/<device>/README.md``: the records of ``results.jsonl`` as markdown tables (one per dataset and run),
-with each row's speed as a ratio to the baseline and to the peer row of the same run. Rendered, never hand-edited.
+with each row's speed as a ratio to the baseline and to the peer row of the same run *and the same decoding policy*,
+and its WER on the test part with a 95 % bootstrap interval (experiments/bench/parts.py). Rendered, never hand-edited.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import yaml
 
 from asrforge.experiments import markdown as md
 from asrforge.experiments.bench.gpu_summary import gpu_runs, write_summary
+from asrforge.experiments.bench.parts import difference_to, has_split, part_rate
 from asrforge.experiments.bench.plots import plot_run
 from asrforge.experiments.bench.rating import RatedRecord, rate, runs
 from asrforge.experiments.bench.records import RESULTS, BenchRecord, read_records
@@ -26,6 +28,7 @@ COLUMNS = (
     "row",
     "engine",
     "plugins",
+    "decode",
     "p50 ms",
     "p95 ms",
     "p50 ratio",
@@ -37,7 +40,9 @@ COLUMNS = (
     "tokens/s",
     "stages ms",
     "peak RSS MB",
-    "WER %",
+    "test WER % [95 % CI]",
+    "tune Δ vs baseline [95 % CI]",
+    "WER % (all)",
     "CER %",
     "notes",
 )
@@ -56,7 +61,14 @@ def render_markdown(records: Sequence[BenchRecord], winner: dict | None = None) 
         "Rendered from `results.jsonl` by `asrforge bench` / `asrforge report`; do not edit by hand. "
         "Latency is per request (p50/p95 over every file of every timed pass); `p50 ratio` = row p50 / `baseline` "
         "p50 and `vs peer` = row p50 / the reference row's p50, both within the same run (< 1 is faster). "
-        "WER/CER are corpus-level after Whisper's normaliser; `n/a` where the weights are random.",
+        "WER/CER are corpus-level after Whisper's normaliser; `n/a` where the weights are random. "
+        "`decode` is the decoding policy (`conf/decode/`): `fallback` = faster-whisper's default (beam 5, temperature "
+        "fallback 0-1 step 0.2, thresholds 2.4 / -1.0 / 0.6, previous-text conditioning), `greedy`, `beam5`; "
+        "both ratios compare rows of the same policy only (`<row>@<policy>` rows are re-runs at another policy). "
+        "Where the dataset has a split (`split.tune` in `conf/dataset/`), the winner is chosen on the *tuning* part "
+        "alone: fastest tuning-part p50 whose paired-bootstrap 95 % interval of the WER difference to the baseline "
+        "(`tune Δ`) includes 0 or lies below it; `test WER` is the *test* part, which no choice reads, with a 95 % "
+        "bootstrap interval over files.",
     ]
     plotted: set[str] = set()
     for dataset, run_id, items in runs(rate(records)):
@@ -70,7 +82,7 @@ def render_markdown(records: Sequence[BenchRecord], winner: dict | None = None) 
             f"(`{info.get('manifest', '')}`); commit `{first.commit}`, {first.timestamp}; "
             f"batch size {first.batch_size}, {first.passes} timed pass(es).",
             "",
-            *md.header(COLUMNS, "lll" + "r" * (len(COLUMNS) - 4) + "l"),
+            *md.header(COLUMNS, "llll" + "r" * (len(COLUMNS) - 5) + "l"),
         ]
         lines += [_table_row(item, winner) for item in items]
         overheads = [_overhead(item.record) for item in items if _overhead(item.record) is not None]
@@ -108,6 +120,7 @@ def _table_row(item: RatedRecord, winner: dict | None) -> str:
         f"**{r.row}**" if _is_winner(r, winner) else r.row,
         r.combination.get("engine_option") or r.combination.get("engine") or "",
         ", ".join(r.combination.get("plugins") or r.combination.get("requested_plugins") or []) or "—",
+        r.policy or "—",
         md.num(latency.get("p50"), 1, thousands=True),
         md.num(latency.get("p95"), 1, thousands=True),
         md.ratio(item.p50_ratio),
@@ -120,6 +133,8 @@ def _table_row(item: RatedRecord, winner: dict | None) -> str:
         " / ".join(f"{name} {value:.0f}" for name, value in (r.stage_ms or {}).items()) or "—",
         md.num(r.peak_mem_mb, 0, thousands=True)
         + (f" (GPU {r.cuda_peak_mem_mb:.0f})" if r.cuda_peak_mem_mb is not None else ""),
+        _interval(part_rate(r, "test")) if has_split(r) else _metric(r, None),
+        _difference(r, item.baseline),
         _metric(r, r.wer),
         _metric(r, r.cer),
         _notes(r, winner),
@@ -154,6 +169,17 @@ def _metric(record: BenchRecord, value: float | None) -> str:
     if value is not None:
         return f"{value:.2f}"
     return "n/a" if record.random_weights else "—"
+
+
+def _interval(interval) -> str:
+    return md.MISSING if interval is None else f"{interval.value:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def _difference(record: BenchRecord, baseline: BenchRecord | None) -> str:
+    if baseline is None or baseline is record or not has_split(record):
+        return "—"
+    d = difference_to(record, baseline, "tune")
+    return "—" if d is None else f"{d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]"
 
 
 def _overhead(record: BenchRecord) -> float | None:
