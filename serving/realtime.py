@@ -5,12 +5,13 @@ order of outgoing events (docs/realtime.md describes the protocol). Audio goes f
 int16 view (``np.frombuffer``, no copy) and is converted once, straight into the session's float32 buffer.
 
 Partial transcripts re-decode the utterance so far and send only the words two consecutive hypotheses agree on
-(local agreement, as whisper_streaming does), so a delta is never taken back; the final transcript of an
-utterance is one decode of all of it.
+(local agreement, asrforge/agreement.py, as whisper_streaming does), so a delta is never taken back; the final
+transcript of an utterance is one decode of all of it.
 
-Where the served combination has a streaming plugin (kv_reuse, causal_encoder, dual_model), partials come from
-the engine's stream session instead (``engine.stream_session()``, one per utterance): each partial feeds only the
-audio since the last one, and a delta carries the words the session has fixed, so its cost does not grow with the
+Where the served engine can stream incrementally (Whisper, Qwen3-ASR: kv_reuse is switched on for realtime
+sessions whatever the served plugins, serving/stream_engine.py), partials come from the engine's stream session
+instead (``engine.stream_session()``, one per utterance): each partial feeds only the audio since the last one, and
+a delta carries the words the session has fixed, so its cost does not grow with the
 utterance. A step on the served model goes through the scheduler (``scheduler.run``, realtime priority), which
 stays the model's one owner; with dual_model the steps drive the small model, which the scheduler never touches,
 on a thread of its own, so a partial does not wait behind the queue of finals. The final is still the scheduler's
@@ -34,11 +35,13 @@ import numpy as np
 import soxr
 from starlette.concurrency import run_in_threadpool
 
+from asrforge.agreement import LocalAgreement
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.engines.stream_session import StreamSession, StreamUpdate
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import RealtimeSettings
+from asrforge.serving.stream_engine import streaming_engine
 from asrforge.vad import SpeechDetector, VADEvent
 
 Event = dict[str, Any]
@@ -58,7 +61,7 @@ class _Utterance:
     item_id: str
     start: int  # absolute sample index in the session's stream
     agreed: list[str] = field(default_factory=list)  # words already sent as deltas
-    last_hypothesis: list[str] = field(default_factory=list)
+    agreement: LocalAgreement[str] = field(default_factory=LocalAgreement)  # over the re-decoded partials' words
     partial_in_flight: bool = False
     finished: bool = False
     stream: StreamSession | None = None  # the engine's stream session, where a streaming plugin is served
@@ -184,7 +187,7 @@ class RealtimeSession:
         language = (session.get("input_audio_transcription") or {}).get("language") or session.get("language")
         prompt = (session.get("input_audio_transcription") or {}).get("prompt") or session.get("prompt")
         self.options = DecodeOptions(language=language or None, prompt=prompt or None)
-        engine = self.scheduler.engine
+        engine = self._engine
         engine.check_options(self.options)
         if engine.stream_settings.incremental:
             engine.stream_session(self.options, finals=False)  # refuses options its partial model cannot take
@@ -221,15 +224,18 @@ class RealtimeSession:
             end = self._audio.end
             self._finish(end)
             self._start(end)  # speech goes on: a new item continues it
-        elif self.settings.partials and not utterance.partial_in_flight and not final and not self.scheduler.queued:
-            # Partials only use idle engine time: under load one would come after its utterance's final (measured:
-            # none reached a client with 64 clients), and it would delay everyone else's work.
+        elif (
+            self.settings.partials
+            and not utterance.partial_in_flight
+            and not final
+            and self._partial_affordable(utterance)
+        ):
             self._partial(utterance)
 
     def _start(self, sample: int) -> None:
         item_id = f"item_{next(self._items):04d}"
         self._utterance = _Utterance(item_id, max(sample, self._audio.base))
-        engine = self.scheduler.engine
+        engine = self._engine
         if engine.stream_settings.incremental:
             self._utterance.stream = engine.stream_session(self.options, finals=False)
             self._utterance.fed = self._utterance.start
@@ -267,7 +273,7 @@ class RealtimeSession:
             return
         new, utterance.fed = self._snapshot(utterance.fed, self._audio.end), self._audio.end
         step = functools.partial(utterance.stream.feed, new)
-        engine = self.scheduler.engine
+        engine = self._engine
         if engine.stream_settings.partial_decoder is None:  # the served model itself: only its executor may run it
             future = asyncio.ensure_future(self.scheduler.run(step, Priority.REALTIME))
         else:  # dual_model's small model, which the scheduler never touches: its own thread
@@ -277,6 +283,16 @@ class RealtimeSession:
             future = asyncio.get_running_loop().run_in_executor(worker, step)
         self._futures = [f for f in self._futures if not f.done()] + [future]
         self._outbox.put_nowait(self._stream_delta(utterance, future))
+
+    def _partial_affordable(self, utterance: _Utterance) -> bool:
+        # A stream step costs the new audio only, so it runs under load too (realtime priority, within its share).
+        # A re-decoding partial costs the whole utterance so far: it only uses idle engine time, since under load it
+        # would come after its utterance's final and delay everyone else's work.
+        return utterance.stream is not None or not self.scheduler.queued
+
+    @property
+    def _engine(self) -> BaseEngine:
+        return streaming_engine(self.scheduler.engine, self.settings.incremental)
 
     def _snapshot(self, start: int, end: int) -> np.ndarray:
         # A copy: the buffer shifts its contents when it forgets old audio, while the decode may still be queued.
@@ -292,11 +308,7 @@ class RealtimeSession:
         utterance.partial_in_flight = False
         if utterance.finished:
             return []  # the final transcript is on its way; a late partial would only repeat it
-        words = transcript.text.split()
-        agreed = _common_prefix(utterance.last_hypothesis, words)
-        utterance.last_hypothesis = words
-        new = agreed[len(utterance.agreed) :] if agreed[: len(utterance.agreed)] == utterance.agreed else []
-        return _delta_event(utterance, new)
+        return _delta_event(utterance, utterance.agreement.add(transcript.text.split()))
 
     async def _stream_delta(self, utterance: _Utterance, future: asyncio.Future[StreamUpdate]) -> list[Event]:
         update = await future
@@ -343,12 +355,3 @@ def _delta_event(utterance: _Utterance, new: list[str]) -> list[Event]:
     utterance.agreed += new
     return [{"type": "conversation.item.input_audio_transcription.delta", "item_id": utterance.item_id,
              "content_index": 0, "delta": delta}]  # fmt: skip
-
-
-def _common_prefix(a: list[str], b: list[str]) -> list[str]:
-    prefix = []
-    for left, right in zip(a, b, strict=False):
-        if left != right:
-            break
-        prefix.append(left)
-    return prefix

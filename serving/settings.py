@@ -32,6 +32,8 @@ class SchedulerSettings:
     max_batch_size: int = 8
     max_batch_wait_ms: float = 0
     exact: bool = True
+    max_wait_s: float | None = 30
+    class_weights: tuple[float, float, float] = (6, 2, 1)  # realtime, stream, batch
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class RealtimeSettings:
     buffer_ms: int = 450
     max_utterance_s: float = 30
     partials: bool = True
+    incremental: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
     warmup: bool = True
     repetition_guard: bool = True
+    # The decoding policy of a request that sets none: a conf/decode option. "fallback" is faster-whisper's default
+    # (beam 5 with temperature fallback); an engine that cannot run it decodes greedily (asrforge/decoding.py).
+    decode: str = "fallback"
     limits: Limits = field(default_factory=Limits)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)

@@ -1,6 +1,6 @@
 """``reports/cpu/shrink.md`` and one curve per lever and thread count (``shrink_<lever>_<N>t.png``), rendered from ``shrink.jsonl``.
 
-``python -m asrforge.experiments.shrink.report`` re-renders from the records alone. Per lever, the latest run: each
+``asrforge report`` (or ``python -m asrforge.experiments.shrink.report``) re-renders from the records alone. Per lever, the latest run: each
 setting's speed as the median over (file, trial) of its latency over the reference setting's on the same file in the
 same trial (interleaved, so shared-machine load cancels), its WER on the tuning and the test part, the test WER per
 clip-length band, the files whose transcript changed, and the long-form verdict; then the curve (WER on the test
@@ -192,6 +192,15 @@ def write_report(records_path: str | Path) -> Path:
     out = path.with_suffix(".md")
     out.write_text(render(read_jsonl(path), path.parent), encoding="utf-8")
     return out
+
+
+def render_all(root: str | Path = "reports") -> list[Path]:
+    """``asrforge report``: re-render ``<root>/cpu/shrink.md`` and its curves where the records are committed."""
+    records = Path(root) / "cpu" / "shrink.jsonl"
+    if not records.is_file():
+        return []
+    report = write_report(records)
+    return [report, *sorted(report.parent.glob("shrink_*.png"))]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Measure one lever's curve: every setting of it against the unoptimised winner, interleaved, on real dev speech.
 
-``python -m asrforge.experiments.shrink.run encoder_window --trials 3 --threads 1`` appends one record per (setting,
+``asrforge run shrink encoder_window --trials 3 --threads 1`` appends one record per (setting,
 file, trial) to ``reports/cpu/shrink.jsonl`` and re-renders ``reports/cpu/shrink.md``. Each trial visits every file
 and, per file, every setting in turn (a fresh order per trial), so the machine's load falls on all settings alike;
 speed is then read as each setting's ratio to the reference setting of the same run. Transcripts are scored against
@@ -154,7 +154,7 @@ def run(
     return append_jsonl(out, records)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lever", choices=sorted(LEVERS))
     parser.add_argument("--trials", type=int, default=3)
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     from asrforge.experiments.shrink.report import write_report
 
     print(write_report(path))
+    return 0
 
 
 if __name__ == "__main__":
