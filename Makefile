@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
 	$(BIN)/pip install -q -e '.[dev]'
+	# The speaker encoder's weights (asrforge/diarization/encoder.py): the wheel without librosa/webrtcvad.
+	$(BIN)/pip install -q --no-deps 'resemblyzer==0.1.4'
 	touch $@
 
 test: $(STAMP)
@@ -64,3 +66,9 @@ clean:
 .PHONY: streaming
 streaming: $(STAMP)
 	$(BIN)/python -m asrforge.experiments.streaming_bench $(ARGS)
+
+# Speaker diarization on eval/long/dev_concat_once.wav: DER (pyannote.metrics, 0.25-s collar), speaker count, cost
+# against the plain decode; writes reports/cpu/diarization.{jsonl,md}. ARGS=... adds options, e.g. ARGS="--repeats 5".
+.PHONY: diarization-report
+diarization-report: $(STAMP)
+	$(BIN)/asrforge run diarization $(ARGS)

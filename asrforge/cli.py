@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from asrforge.subtitles.files import FileSubtitler
     from asrforge.translation.plan import TextTranslation
 
-FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
+FORMAT_EXTENSIONS = {
+    "text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt", "diarized_json": "json"
+}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from asrforge.experiments.load_test import main as loadtest
 
         return loadtest(argv[1:])
+    if argv and argv[0] == "run":
+        return _run_study(argv[1:])
     if argv and argv[0] == "gate":
         from asrforge.experiments.gate import main as gate
 
@@ -76,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["fast", "accurate"],
         help="word timing of srt/vtt cues: accurate (forced aligner) or fast (heuristic); default: conf/subtitles",
     )
+    transcribe.add_argument(
+        "--diarize",
+        action="store_true",
+        help="who spoke when: speaker per segment (text: 'A: ...' lines; srt/vtt: speaker cues; diarized_json)",
+    )
+    transcribe.add_argument("--min-speakers", type=int, help="with --diarize: at least this many speakers")
+    transcribe.add_argument("--max-speakers", type=int, help="with --diarize: at most this many speakers")
     transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
     transcribe.set_defaults(run=_transcribe)
 
@@ -87,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
     commands.add_parser("loadtest", help="load-test the server with HTTP, SSE and WebSocket clients (--help)")
     commands.add_parser("gate", help="the performance regression gate against the committed baseline (--help)")
+    commands.add_parser("run", help="run a study of experiments/ and render its report: asrforge run diarization")
     return parser
 
 
@@ -114,6 +126,11 @@ def _transcribe(args: argparse.Namespace) -> int:
         except (ConfigError, UnsupportedOptionError) as error:
             print(f"asrforge: {error}", file=sys.stderr)
             return 2
+    if args.diarize:
+        return _transcribe_diarized(engine, options, args)
+    if args.response_format == "diarized_json":
+        print("asrforge: --format diarized_json needs --diarize", file=sys.stderr)
+        return 2
     subtitler = _subtitler(engine, options, args) if translate is None else None
     if subtitler is not None:
         options = subtitler.options
@@ -150,6 +167,68 @@ def _transcribe(args: argparse.Namespace) -> int:
         else:
             print(body, flush=True)
     return 1 if failures else 0
+
+
+def _transcribe_diarized(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> int:
+    """--diarize: each file's speaker-attributed transcript (asrforge/diarization), one file at a time."""
+    from asrforge.audio import load_audio
+    from asrforge.diarization import DiarizationOptions
+    from asrforge.diarization.files import FileDiarizer
+    from asrforge.diarization.render import render_diarized
+    from asrforge.subtitles.options import load_subtitle_options
+
+    if args.task != "transcribe" or args.response_format == "verbose_json":
+        print(
+            "asrforge: --diarize works with --task transcribe and text, json, srt, vtt or diarized_json",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        bounds = DiarizationOptions(min_speakers=args.min_speakers, max_speakers=args.max_speakers)
+    except ValueError as error:
+        print(f"asrforge: {error}", file=sys.stderr)
+        return 2
+    subtitles = load_subtitle_options(mode=args.subtitle_mode)
+    diarizer = FileDiarizer(engine, options, subtitles, bounds)
+    failures = 0
+    for path in args.files:
+        try:
+            transcript = diarizer.transcribe(load_audio(path))
+        except (AsrforgeError, FileNotFoundError) as error:
+            print(f"asrforge: {path}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.response_format == "text":
+            body = "\n".join(f"{s.speaker}: {s.text.strip()}" for s in transcript.segments)
+        else:
+            fmt = "diarized_json" if args.response_format == "json" else args.response_format
+            body = render_diarized(transcript, fmt, subtitles.layout).rstrip("\n")
+        _emit(args, path, body)
+    return 1 if failures else 0
+
+
+def _emit(args: argparse.Namespace, path: Path, body: str) -> None:
+    if args.output_dir:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        (args.output_dir / f"{path.stem}.{FORMAT_EXTENSIONS[args.response_format]}").write_text(body + "\n")
+    else:
+        print(body, flush=True)
+
+
+def _run_study(argv: list[str]) -> int:
+    """``asrforge run STUDY [options]``: experiments/STUDY/run.py's main (its --help lists the options)."""
+    import importlib
+
+    if not argv or argv[0].startswith("-"):
+        print("usage: asrforge run STUDY [options]  (studies: diarization)", file=sys.stderr)
+        return 2
+    try:
+        study = importlib.import_module(f"asrforge.experiments.{argv[0]}.run")
+    except ModuleNotFoundError:
+        print(f"asrforge: no study {argv[0]!r} (experiments/<study>/run.py)", file=sys.stderr)
+        return 2
+    quiet_third_party()
+    return study.main(argv[1:])
 
 
 def _subtitler(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> FileSubtitler | None:
