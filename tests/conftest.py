@@ -64,3 +64,47 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer
     finally:
         process.terminate()
         process.wait(10)
+
+
+def wav_bytes(samples, sample_rate: int = 16_000) -> bytes:
+    """16-bit mono WAV bytes of float samples (an upload built in a test)."""
+    import io
+    import wave
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def to_wav():
+    return wav_bytes
+
+
+@pytest.fixture(scope="session")
+def two_speakers(dev_dir: Path):
+    """A short two-speaker recording of dev clips, LibriSpeech reader 1988, then 2412, then 1988 again, 0.8 s of
+    silence around each: (16 kHz samples, [(start_s, end_s, reader)] of each part)."""
+    import numpy as np
+
+    from asrforge.audio import load_audio
+
+    parts = (
+        ("librispeech_1988-24833-0002.wav", "1988"),
+        ("librispeech_2412-153948-0002.wav", "2412"),
+        ("librispeech_1988-24833-0003.wav", "1988"),
+    )
+    gap = np.zeros(int(0.8 * 16_000), dtype=np.float32)
+    pieces, spans, cursor = [gap], [], gap.size
+    for name, reader in parts:
+        clip = load_audio(dev_dir / name)
+        spans.append((cursor / 16_000, (cursor + clip.size) / 16_000, reader))
+        pieces += [clip, gap]
+        cursor += clip.size + gap.size
+    return np.concatenate(pieces), spans
