@@ -104,8 +104,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _transcribe(args: argparse.Namespace) -> int:
     from asrforge.engines.base import DecodeOptions
+    from asrforge.formats import render
     from asrforge.pipeline import transcribe_paths
-    from asrforge.serving.formats import render
 
     try:
         combination, source = _combination(args)
@@ -184,7 +184,9 @@ def _transcribe_diarized(engine: BaseEngine, options: DecodeOptions, args: argpa
         )
         return 2
     try:
-        bounds = DiarizationOptions(min_speakers=args.min_speakers, max_speakers=args.max_speakers)
+        bounds = DiarizationOptions(
+            min_speakers=args.min_speakers, max_speakers=args.max_speakers, word_timing=args.subtitle_mode or "fast"
+        )
     except ValueError as error:
         print(f"asrforge: {error}", file=sys.stderr)
         return 2
@@ -258,10 +260,10 @@ def _translation(
 
 
 def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
-    from asrforge.combination import Combination
+    from asrforge.winner import resolve_combination
 
     plugins = [name for name in args.plugins.split(",") if name] if args.plugins is not None else None
-    return Combination.resolve(args.engine, plugins, model=args.model, device=args.device)
+    return resolve_combination(args.engine, plugins, model=args.model, device=args.device)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -29,10 +29,11 @@ from rich.console import Console
 
 from asrforge.combination import Combination
 from asrforge.config import conf_dir
+from asrforge.devices import device_key, slug
 from asrforge.engines.base import BaseEngine
 from asrforge.errors import AsrforgeError, ConfigError
 from asrforge.experiments.datasets import load_manifest, register_resolvers
-from asrforge.experiments.device import device_info, device_key, slug, versions
+from asrforge.experiments.device import device_info, versions
 from asrforge.experiments.gate_report import (
     BUSY,
     append_history,
@@ -45,8 +46,8 @@ from asrforge.experiments.gate_stats import REGRESSION, log_ratios
 from asrforge.experiments.gate_trials import TrialRun, extend, load_subjects, run_trials
 from asrforge.experiments.gate_verdict import Figure, judge, overall, staleness, unsure
 from asrforge.experiments.scoring import score
-from asrforge.experiments.winner import read_winners
 from asrforge.optimizations import application_order, make_plugins
+from asrforge.winner import read_winners
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_CANNOT_JUDGE = 0, 1, 2
 

@@ -21,10 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from asrforge.audio import load_audio
+from asrforge.constants import SAMPLE_RATE
 from asrforge.diarization import DiarizationOptions, attribute_speakers, diarize
 from asrforge.diarization.options import MAX_KNOWN_SPEAKERS
 from asrforge.diarization.render import diarized_segments, render_diarized
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.serving.errors import APIError
 from asrforge.serving.protocol import DurationUsage, TextDoneEvent, TextSegmentEvent
@@ -101,7 +102,7 @@ async def diarized_transcript(
     diarization: DiarizationOptions = DiarizationOptions(),
 ) -> Transcript:
     """The transcript with a speaker on every segment, segments split where the speaker changes."""
-    plan = plan_timing(engine, options, service.settings.subtitles)
+    plan = plan_timing(engine, options, diarization.timing(service.settings.subtitles))
 
     async def speakers():
         spans = await service.speech_spans(audio)

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from transformers.audio_utils import mel_filter_bank
 
+from asrforge.constants import SAMPLE_RATE
 from asrforge.errors import AsrforgeError
 
-SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms
 HOP = 160  # 10 ms
 N_MELS = 40

@@ -8,16 +8,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from asrforge.chunking import Chunk, plan_chunks, stitch
+from asrforge.constants import SAMPLE_RATE
 from asrforge.diarization.assign import attribute_speakers
 from asrforge.diarization.options import DiarizationOptions
 from asrforge.diarization.turns import diarize
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
-from asrforge.serving.chunking import Chunk, plan_chunks, stitch
-from asrforge.serving.vad import SpeechDetector, VADOptions
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.subtitles.alignment import apply_timing, plan_timing
 from asrforge.subtitles.options import SubtitleOptions
 from asrforge.subtitles.timing_fast import unpadded_speech
 from asrforge.transcript import Transcript
+from asrforge.vad import SpeechDetector, VADOptions
 
 
 class FileDiarizer:
@@ -30,8 +31,8 @@ class FileDiarizer:
         vad: VADOptions = VADOptions(),
     ):
         self.engine = engine
-        self.plan = plan_timing(engine, options, subtitles)
-        self.subtitles = subtitles
+        self.subtitles = diarization.timing(subtitles)
+        self.plan = plan_timing(engine, options, self.subtitles)
         self.diarization = diarization
         self.vad = vad
         self.detector = SpeechDetector(vad)

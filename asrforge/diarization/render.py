@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from asrforge.constants import UNSPACED_LANGUAGES
 from asrforge.subtitles.layout import Cue, layout_cues
 from asrforge.subtitles.options import LayoutOptions
 from asrforge.subtitles.render import cues_to_srt, cues_to_vtt
-from asrforge.subtitles.timing_fast import UNSPACED_LANGUAGES
 from asrforge.transcript import Transcript
 
 DIARIZED_FORMATS: tuple[str, ...] = ("diarized_json", "srt", "vtt")

@@ -13,13 +13,13 @@ import numpy as np
 from pyannote.core import Annotation, Segment
 
 from asrforge.audio import load_audio
+from asrforge.constants import SAMPLE_RATE
 from asrforge.diarization import DiarizationOptions, diarize
-from asrforge.engines.base import SAMPLE_RATE
 from asrforge.experiments.diarization.reference import hypothesis_annotation
 from asrforge.experiments.diarization.scoring import der
 from asrforge.experiments.jsonl import read_jsonl
 from asrforge.paths import eval_data_dir
-from asrforge.serving.vad import SpeechDetector
+from asrforge.vad import SpeechDetector
 
 FOLDERS = ("multi", "zh")
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)

@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 from starlette.datastructures import State
 
+from asrforge.chunking import word_separator
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
+from asrforge.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.auth import require_api_key
-from asrforge.serving.chunking import word_separator
 from asrforge.serving.diarization import (
     MAX_KNOWN_SPEAKERS,
     check_known_speakers,
@@ -27,7 +28,6 @@ from asrforge.serving.diarization import (
     wants_diarization,
 )
 from asrforge.serving.errors import APIError, error_responses
-from asrforge.serving.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
 from asrforge.serving.service import StreamJob, TranscriptionService
 from asrforge.serving.subtitles import timed_body, wants_timing

@@ -11,8 +11,8 @@ from asrforge.diarization.clustering import cluster_speakers
 from asrforge.diarization.encoder import embed_pieces, mel_frames
 from asrforge.diarization.render import render_diarized
 from asrforge.diarization.turns import split_spans
-from asrforge.serving.vad import SpeechDetector
 from asrforge.transcript import Segment, Transcript, Word
+from asrforge.vad import SpeechDetector
 
 
 def _spans(samples: np.ndarray) -> list[tuple[int, int]]:
