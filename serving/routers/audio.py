@@ -60,7 +60,7 @@ ModelField = Annotated[str, Form(description="The served model's id, or an alias
 PromptField = Annotated[str | None, Form(description="Text to guide the model's style or continue earlier audio")]
 FormatField = Annotated[ResponseFormat, Form(description="json, text, srt, verbose_json or vtt")]
 TranscriptionFormatField = Annotated[
-    ResponseFormat | Literal["diarized_json"],
+    Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"],
     Form(description="json, text, srt, verbose_json, vtt, or diarized_json (who spoke when: speaker segments)"),
 ]
 KnownNamesField = Annotated[

@@ -86,3 +86,16 @@ def test_qwen3_asr_runs_end_to_end_from_the_command_line(jfk_path):
     assert run.returncode == 0, run.stderr
     body = json.loads(run.stdout)
     assert body["duration"] == 11.0 and body["segments"][0]["end"] == 11.0
+
+
+def test_diarize_names_each_speakers_cues(two_speakers, to_wav, tmp_path):
+    samples, parts = two_speakers
+    recording = tmp_path / "two.wav"
+    recording.write_bytes(to_wav(samples))
+    run = asrforge("transcribe", str(recording), "--engine", "whisper-tiny-en", "--diarize", "--format", "srt")
+    assert run.returncode == 0, run.stderr
+    speakers = [cue.content.split(":")[0] for cue in srt.parse(run.stdout)]
+    assert speakers[0] == "A" and set(speakers) == {"A", "B"}
+    bounded = asrforge("transcribe", str(recording), "--engine", "whisper-tiny-en", "--diarize", "--max-speakers", "1")
+    assert bounded.returncode == 0, bounded.stderr
+    assert {line.split(":")[0] for line in bounded.stdout.splitlines()} == {"A"}
