@@ -31,7 +31,7 @@ serve: $(STAMP)
 # options and server overrides, e.g. make loadtest ARGS="--servers granian serving.scheduler.max_batch_size=1".
 .PHONY: loadtest
 loadtest: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.load_test $(ARGS)
+	$(BIN)/python -m asrforge.experiments.load.run $(ARGS)
 
 # The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): exits 1 on a regression,
 # 2 when it cannot judge. gate-update measures anew and rewrites reports/<device>/gate_baseline/<machine>.json.
@@ -47,10 +47,10 @@ gate-update: $(STAMP)
 # ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
 .PHONY: subtitles-report translation-report
 subtitles-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.subtitle_timing $(ARGS)
+	$(BIN)/python -m asrforge.experiments.subtitles.run $(ARGS)
 
 translation-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.translation_eval $(ARGS)
+	$(BIN)/python -m asrforge.experiments.translation.run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -65,7 +65,7 @@ clean:
 # dual_model; writes reports/cpu/streaming.{jsonl,md,png}. ARGS=... adds options, e.g. ARGS="--modes refeed,kv_reuse".
 .PHONY: streaming
 streaming: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.streaming_bench $(ARGS)
+	$(BIN)/python -m asrforge.experiments.streaming.run $(ARGS)
 
 # Speaker diarization on eval/long/dev_concat_once.wav: DER (pyannote.metrics, 0.25-s collar), speaker count, cost
 # against the plain decode; writes reports/cpu/diarization.{jsonl,md}. ARGS=... adds options, e.g. ARGS="--repeats 5".

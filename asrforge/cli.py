@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve(argv[1:])  # it quiets third-party logs itself, except in the gateway (which imports no torch)
     if argv and argv[0] == "loadtest":
-        from asrforge.experiments.load_test import main as loadtest
+        from asrforge.experiments.load.run import main as loadtest
 
         return loadtest(argv[1:])
     if argv and argv[0] == "run":
@@ -117,7 +117,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         print(f"asrforge: {error}", file=sys.stderr)
         return 2
     plugins = ", ".join(engine.applied_plugins) or "no plugins"
-    print(f"asrforge: {engine.name} {engine.model_name} on {engine.device} with {plugins} ({source})", file=sys.stderr)
+    print(f"asrforge: {engine.name} {engine.weights} on {engine.device} with {plugins} ({source})", file=sys.stderr)
     options = DecodeOptions(language=args.language, task=args.task)
     translate = None
     if args.task == "translate":
@@ -222,7 +222,7 @@ def _run_study(argv: list[str]) -> int:
     import importlib
 
     if not argv or argv[0].startswith("-"):
-        print("usage: asrforge run STUDY [options]  (studies: diarization)", file=sys.stderr)
+        print("usage: asrforge run STUDY [options]  (e.g. diarization, subtitles, streaming)", file=sys.stderr)
         return 2
     try:
         study = importlib.import_module(f"asrforge.experiments.{argv[0]}.run")
@@ -267,7 +267,7 @@ def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from asrforge.experiments.report import render_all
+    from asrforge.experiments.bench.report import render_all
 
     for path in render_all(args.dir):
         print(path)
@@ -275,7 +275,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(overrides: list[str]) -> int:
-    from asrforge.experiments import bench
+    from asrforge.experiments.bench import run as bench
 
     # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
     sys.argv = ["asrforge bench", *overrides]

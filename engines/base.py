@@ -1,9 +1,31 @@
 """The engine interface: every model back-end turns a batch of 16 kHz mono float32 arrays into ``Transcript`` objects.
 
-Plugins (``asrforge.optimizations``) act on an engine through the few public handles defined here:
-``model`` and ``encoder_module()``/``decoder_module()`` for graph-level changes, ``generate_kwargs`` for
-decoding changes (static cache, compile config), ``inference_mode`` for the autograd context, and
-``output_hooks`` for post-processing that may re-decode (repetition guard).
+``BaseEngine`` is the interface of every engine; ``TorchEngine`` the base of those built on a transformers model and
+``generate`` (plugins that need one declare it in ``Requirements.engines``, so ``apply`` receives a ``TorchEngine``).
+
+The handles a plugin may write, each with its contract (nothing else of an engine is a plugin's to change):
+
+BaseEngine
+- ``output_hooks``: append ``hook(engine, batch, options, transcripts) -> transcripts``; run in order after
+  ``decode``; a hook may re-decode through ``engine.decode`` (never ``transcribe``, which would run the hooks again).
+- ``batch_variance``: set to a one-line reason when the plugin makes a clip's transcript depend on its batch mates;
+  the server then batches only if told it may.
+- ``stream_settings``: replace (``dataclasses.replace``) to change how ``stream_session()`` decodes live streams.
+- ``stats[plugin name]``: counters for the benchmark record (e.g. draft acceptance); plain JSON values.
+- ``decode``: may be wrapped (an instance attribute calling the previous one) to change how a batch is split or
+  padded before the model sees it (shape buckets, one clip at a time); the transcripts keep the batch's order.
+- ``applied_plugins``: appended by ``compose`` only, never by a plugin. A plugin may keep what it owns on the engine
+  under an attribute named after it (``speculative_draft``).
+
+TorchEngine
+- ``model``: may be changed in place (attention implementation, quantized or compiled modules) if the outputs stay
+  those of the unoptimised path within the plugin's stated tolerance.
+- ``encoder_module()`` / ``decoder_module()``: the modules to transform; a plugin that swaps the encoder calls
+  ``watch_encoder()`` again so encode time stays measured.
+- ``generate_kwargs``: extra keyword arguments of every ``model.generate`` call (cache implementation, compile
+  config, assistant model, streamer); add keys, never remove another plugin's.
+- ``inference_mode``: True to decode under ``torch.inference_mode()`` instead of ``torch.no_grad()``.
+- ``host_transfer``: ``(tensor, dtype or None) -> tensor on the device``, the one host-to-device copy path.
 """
 
 from __future__ import annotations
@@ -13,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -74,21 +96,16 @@ class EngineConfig:
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         return "float32"  # bf16 is far slower than fp32 on CPUs without AMX/AVX-512-BF16
 
+    def weights_id(self) -> str:
+        """Which weights this config loads (engines/weights.py): a local checkpoint's path and content hash, else the
+        model's name; engines with random weights say "random (...)". Known before loading, so the server's log and
+        ``/v1/models`` can name the weights while they load."""
+        from asrforge.engines.weights import weights_id
+
+        return weights_id(self.model)
+
 
 OutputHook = Callable[["BaseEngine", Sequence[np.ndarray], DecodeOptions, list[Transcript]], list[Transcript]]
-
-
-@runtime_checkable
-class Engine(Protocol):
-    name: str
-    model_name: str
-    device: str
-    dtype: str
-    capabilities: Capabilities
-
-    def transcribe(self, batch: Sequence[np.ndarray], options: DecodeOptions = ...) -> list[Transcript]: ...
-
-    def stream_session(self, options: DecodeOptions = ..., finals: bool = ...) -> StreamSession: ...
 
 
 class BaseEngine(ABC):
@@ -99,6 +116,7 @@ class BaseEngine(ABC):
     def __init__(self, config: EngineConfig):
         self.config = config
         self.model_name = config.model
+        self.weights = config.weights_id()  # what records, logs and /v1/models name (engines/weights.py)
         self.device = config.resolved_device()
         self.dtype = config.resolved_dtype()
         self.model: torch.nn.Module | None = None

@@ -163,6 +163,7 @@ def gate_document(
             "hypotheses": run.hypotheses[name],
             "deterministic": run.deterministic[name],
             "load_s": run.load_s.get(name),
+            "weights": engines[name].weights,
         }
     return {
         "device": device_info(plan.device),
@@ -228,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from asrforge.experiments.bench import git_commit
+    from asrforge.experiments.bench.run import git_commit
 
     args = _parser().parse_args(argv)
     console = Console(stderr=True, soft_wrap=True)

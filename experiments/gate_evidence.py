@@ -94,7 +94,7 @@ def schedule(unchanged: int, slowed: int, processes: int, slowdown: float) -> li
 
 def run_all(args: argparse.Namespace) -> Path:
     """Every process in turn, its records appended as it ends; starts no process the budget cannot fit."""
-    from asrforge.experiments.bench import git_commit
+    from asrforge.experiments.bench.run import git_commit
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import torch
 from asrforge.combination import Combination
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import ConfigError
-from asrforge.experiments.run_row import cpu_sample, foreign_cpu_share
+from asrforge.experiments.bench.run_row import cpu_sample, foreign_cpu_share
 from asrforge.timing import synchronize
 
 # Plugins whose effect is process-wide: with several engines in one process they would act on all of them.

@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from asrforge.engines import TORCH_ENGINES
 from asrforge.errors import RefusedCombinationError
 
 if TYPE_CHECKING:
     from asrforge.engines.base import BaseEngine, EngineConfig
-
-# Engines whose model is a torch module driven by transformers' generate (the graph-level plugins need one).
-TORCH_ENGINES = frozenset({"whisper", "qwen3_asr"})
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class Requirements:
     min_capability: tuple[int, int] | None = None
     dtypes: frozenset[str] | None = None
     packages: tuple[str, ...] = ()  # importable module names
-    engines: frozenset[str] | None = TORCH_ENGINES
+    engines: frozenset[str] | None = TORCH_ENGINES  # None: any engine; by default the TorchEngine ones
     conflicts: frozenset[str] = field(default_factory=frozenset)  # plugin names it cannot be combined with
 
     def refusal(self, name: str, target: Target) -> str | None:
@@ -88,7 +86,7 @@ class Plugin(ABC):
     # compilation (60) < output hooks (80) < warm-up (100). Users list plugins in any order; they run in this one.
     order: ClassVar[int] = 50
     # A plugin that changes only ``stream_session()`` (live streams): offline transcripts are untouched, so its
-    # benchmark is the streaming one (experiments/streaming_bench.py), not a row of the offline matrix.
+    # benchmark is the streaming one (experiments/streaming/run.py), not a row of the offline matrix.
     streaming_only: ClassVar[bool] = False
 
     def refusal(self, target: Target) -> str | None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from asrforge.audio import load_audio
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.optimizations.smoothing import ChannelRange, linears_to_smooth, smooth
 from asrforge.optimizations.warmup import representative_clips
@@ -76,8 +76,7 @@ class SmoothQuantInt8(Plugin):
             return self.backend
         return "fbgemm" if device_type == "cpu" else "torchao"
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         modules = [engine.encoder_module()] * ("encoder" in self.targets) + [engine.decoder_module()] * (
             "decoder" in self.targets
         )

@@ -33,7 +33,7 @@ from asrforge.diarization import DiarizationOptions, Turn, attribute_speakers, d
 from asrforge.diarization.clustering import DEFAULT_THRESHOLD
 from asrforge.diarization.files import FileDiarizer
 from asrforge.engines.base import DecodeOptions
-from asrforge.experiments.bench import git_commit
+from asrforge.experiments.bench.run import git_commit
 from asrforge.experiments.device import device_info
 from asrforge.experiments.diarization.calibration import calibrate
 from asrforge.experiments.diarization.reference import hypothesis_annotation, reference_annotation, to_rttm
