@@ -75,6 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--translator-url", help="its OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
     transcribe.add_argument("--translator-model", help="the model that endpoint serves")
     transcribe.add_argument("--batch-size", type=int, default=1)
+    policy = transcribe.add_argument_group(
+        "decoding policy", "default: --decode fallback (faster-whisper's default, as the server); flags override it"
+    )
+    policy.add_argument("--decode", help="a conf/decode policy: fallback (default), beam5, greedy")
+    policy.add_argument("--beam-size", type=int, help="beams at temperature 0; 1 = greedy")
+    policy.add_argument("--patience", type=float, help="beam search patience (faster_whisper engine only)")
+    policy.add_argument("--length-penalty", type=float, help="beam ranking: sum of log-probs / length ** this")
+    policy.add_argument(
+        "--temperature",
+        type=_temperatures,
+        help="one temperature, or a fallback ladder tried in order, e.g. 0,0.2,0.4,0.6,0.8,1",
+    )
+    policy.add_argument("--compression-ratio-threshold", type=float, help="re-decode a window above this gzip ratio")
+    policy.add_argument("--log-prob-threshold", type=float, help="re-decode a window below this mean token log-prob")
+    policy.add_argument("--no-speech-threshold", type=float, help="skip a low-log-prob window above this")
+    policy.add_argument(
+        "--condition-on-previous-text",
+        action=argparse.BooleanOptionalAction,
+        help="long-form: prompt each window with the text decoded so far",
+    )
+    policy.add_argument("--initial-prompt", "--prompt", dest="prompt", help="text before the first window")
     transcribe.add_argument(
         "--subtitle-mode",
         choices=["fast", "accurate"],
@@ -102,8 +123,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _temperatures(text: str) -> float | tuple[float, ...]:
+    values = tuple(float(value) for value in text.split(",") if value.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("give one temperature or a comma-separated list")
+    return values[0] if len(values) == 1 else values
+
+
 def _transcribe(args: argparse.Namespace) -> int:
-    from asrforge.engines.base import DecodeOptions
+    from asrforge.decoding import with_policy
+    from asrforge.engines.base import POLICY_FIELDS, DecodeOptions
     from asrforge.formats import render
     from asrforge.pipeline import transcribe_paths
 
@@ -118,7 +147,18 @@ def _transcribe(args: argparse.Namespace) -> int:
         return 2
     plugins = ", ".join(engine.applied_plugins) or "no plugins"
     print(f"asrforge: {engine.name} {engine.weights} on {engine.device} with {plugins} ({source})", file=sys.stderr)
-    options = DecodeOptions(language=args.language, task=args.task)
+    try:
+        options, note = with_policy(
+            engine,
+            args.decode,
+            DecodeOptions(language=args.language, task=args.task, prompt=args.prompt),
+            {name: getattr(args, name) for name in POLICY_FIELDS},
+        )
+    except (ConfigError, UnsupportedOptionError) as error:
+        print(f"asrforge: {error}", file=sys.stderr)
+        return 2
+    if note:
+        print(f"asrforge: {note}", file=sys.stderr)
     translate = None
     if args.task == "translate":
         try:

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -54,17 +54,90 @@ from asrforge.transcript import Transcript
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """Per-request decoding choices; the same fields the OpenAI audio API exposes, plus a few engine knobs."""
+    """Per-request decoding choices: the OpenAI audio API's fields plus the decoding policy faster-whisper and
+    openai-whisper expose (beam search, temperature fallback and its thresholds, conditioning on previous text).
+
+    The defaults are plain greedy decoding; ``conf/decode/`` names whole policies (``greedy``, ``beam5``,
+    ``fallback`` = faster-whisper's default) and :meth:`from_mapping` builds one. An engine that cannot honour a field
+    refuses the request in ``check_options`` with a one-line reason instead of ignoring it.
+    """
 
     language: str | None = None  # ISO 639-1 code; None = detect (or the model's only language)
     task: Literal["transcribe", "translate"] = "transcribe"
-    prompt: str | None = None
-    temperature: float = 0.0  # 0 = greedy
-    beam_size: int = 1
+    prompt: str | None = None  # initial prompt: text before the first window (OpenAI's ``prompt``)
+    # One temperature, or a fallback ladder tried in order while a window fails the thresholds below (0 = greedy or
+    # beam search; > 0 samples).
+    temperature: float | tuple[float, ...] = 0.0
+    beam_size: int = 1  # 1 = greedy at temperature 0
+    patience: float = 1.0  # beam search: stop after beam_size * patience finished candidates (faster-whisper only)
+    length_penalty: float | None = None  # beam ranking; None = divide the sum of log-probs by the length
+    compression_ratio_threshold: float | None = None  # gzip ratio above which a window is re-decoded hotter
+    log_prob_threshold: float | None = None  # mean token log-prob below which a window is re-decoded hotter
+    no_speech_threshold: float | None = None  # no-speech probability above which a low-log-prob window is skipped
+    condition_on_previous_text: bool = False  # long-form: each window prompted with the text decoded so far
     max_new_tokens: int | None = None  # None = the engine's bound for the audio's length
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     word_timestamps: bool = False
+
+    def __post_init__(self) -> None:
+        ladder = self.temperatures
+        if not ladder or any(t < 0 for t in ladder):
+            raise UnsupportedOptionError(
+                "temperature must be >= 0 (one value or a non-empty list)", param="temperature"
+            )
+        if isinstance(self.temperature, list):  # hashable, so options can key a batch
+            object.__setattr__(self, "temperature", tuple(self.temperature))
+        if self.beam_size < 1:
+            raise UnsupportedOptionError("beam_size must be >= 1", param="beam_size")
+        if self.patience <= 0:
+            raise UnsupportedOptionError("patience must be > 0", param="patience")
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        """The temperature ladder (one entry when there is no fallback)."""
+        value = self.temperature
+        return tuple(float(t) for t in value) if isinstance(value, (tuple, list)) else (float(value),)
+
+    @property
+    def fallback(self) -> bool:
+        """Whether a window may be re-decoded: more than one temperature and a threshold that can trigger it."""
+        return len(self.temperatures) > 1 and (
+            self.compression_ratio_threshold is not None or self.log_prob_threshold is not None
+        )
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """The decoding-policy fields alone (what ``conf/decode`` sets), as plain JSON types."""
+        return {
+            name: (list(value) if isinstance(value, tuple) else value)
+            for name, value in ((name, getattr(self, name)) for name in POLICY_FIELDS)
+        }
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> DecodeOptions:
+        """Options from a config mapping (a ``conf/decode`` node, JSON), keys of ``overrides`` winning; a list
+        temperature becomes a tuple; an unknown key is an error, not silently dropped."""
+        merged = {**(values or {}), **{key: value for key, value in overrides.items() if value is not None}}
+        unknown = sorted(set(merged) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UnsupportedOptionError(f"unknown decode option(s): {', '.join(unknown)}")
+        if isinstance(merged.get("temperature"), (list, tuple)):
+            merged["temperature"] = tuple(float(t) for t in merged["temperature"])
+        return cls(**merged)
+
+
+# What a decoding policy (conf/decode/*.yaml) sets; the other fields are per request.
+POLICY_FIELDS = (
+    "temperature",
+    "beam_size",
+    "patience",
+    "length_penalty",
+    "compression_ratio_threshold",
+    "log_prob_threshold",
+    "no_speech_threshold",
+    "condition_on_previous_text",
+)
 
 
 @dataclass(frozen=True)

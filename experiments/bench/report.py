@@ -1,5 +1,6 @@
 """``reports/<device>/README.md``: the records of ``results.jsonl`` as markdown tables (one per dataset and run),
-with each row's speed as a ratio to the baseline and to the peer row of the same run. Rendered, never hand-edited.
+with each row's speed as a ratio to the baseline and to the peer row of the same run *and the same decoding policy*,
+and its WER on the test part with a 95 % bootstrap interval (experiments/bench/parts.py). Rendered, never hand-edited.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from asrforge.experiments.bench.matrix import BASELINE
+from asrforge.experiments.bench.parts import difference_to, has_split, part_rate
 from asrforge.experiments.bench.records import BenchRecord, read_records
 
 RESULTS = "results.jsonl"
@@ -24,34 +26,37 @@ WINNER = "winner.yaml"
 @dataclass(frozen=True)
 class RatedRecord:
     record: BenchRecord
-    p50_ratio: float | None  # row p50 / baseline p50 of the same run
-    vs_peer: float | None  # row p50 / the reference (peer) row's p50 of the same run
+    p50_ratio: float | None  # row p50 / baseline p50 of the same run and decoding policy
+    vs_peer: float | None  # row p50 / the reference (peer) row's p50 of the same run and decoding policy
+    baseline: BenchRecord | None = None  # the unoptimised row of the same run and policy
 
 
 def rate(records: Sequence[BenchRecord]) -> list[RatedRecord]:
     """Each record with its speed ratios, computed within its own (run, dataset)."""
 
-    def p50_of(run: BenchRecord, predicate) -> float | None:
+    def same_run(run: BenchRecord, predicate) -> BenchRecord | None:
         for other in records:
             if (
                 other.run_id == run.run_id
                 and other.dataset_name == run.dataset_name
+                and other.policy == run.policy
                 and other.measured
                 and predicate(other)
             ):
-                return other.p50
+                return other
         return None
 
     rated = []
     for record in records:
-        baseline = p50_of(record, lambda other: other.row == BASELINE and not other.reference)
-        peer = p50_of(record, lambda other: other.reference)
+        baseline = same_run(record, lambda other: other.row.split("@")[0] == BASELINE and not other.reference)
+        peer = same_run(record, lambda other: other.reference)
         p50 = record.p50 if record.measured else None
         rated.append(
             RatedRecord(
                 record,
-                p50_ratio=p50 / baseline if p50 is not None and baseline else None,
-                vs_peer=p50 / peer if p50 is not None and peer else None,
+                p50_ratio=p50 / baseline.p50 if p50 is not None and baseline else None,
+                vs_peer=p50 / peer.p50 if p50 is not None and peer else None,
+                baseline=baseline,
             )
         )
     return rated
@@ -73,6 +78,7 @@ COLUMNS = (
     "row",
     "engine",
     "plugins",
+    "decode",
     "p50 ms",
     "p95 ms",
     "p50 ratio",
@@ -84,7 +90,9 @@ COLUMNS = (
     "tokens/s",
     "stages ms",
     "peak RSS MB",
-    "WER %",
+    "test WER % [95 % CI]",
+    "tune Δ vs baseline [95 % CI]",
+    "WER % (all)",
     "CER %",
     "notes",
 )
@@ -103,7 +111,14 @@ def render_markdown(records: Sequence[BenchRecord], winner: dict | None = None) 
         "Rendered from `results.jsonl` by `asrforge bench` / `asrforge report`; do not edit by hand. "
         "Latency is per request (p50/p95 over every file of every timed pass); `p50 ratio` = row p50 / `baseline` "
         "p50 and `vs peer` = row p50 / the reference row's p50, both within the same run (< 1 is faster). "
-        "WER/CER are corpus-level after Whisper's normaliser; `n/a` where the weights are random.",
+        "WER/CER are corpus-level after Whisper's normaliser; `n/a` where the weights are random. "
+        "`decode` is the decoding policy (`conf/decode/`): `fallback` = faster-whisper's default (beam 5, temperature "
+        "fallback 0-1 step 0.2, thresholds 2.4 / -1.0 / 0.6, previous-text conditioning), `greedy`, `beam5`; "
+        "both ratios compare rows of the same policy only (`<row>@<policy>` rows are re-runs at another policy). "
+        "Where the dataset has a split (`split.tune` in `conf/dataset/`), the winner is chosen on the *tuning* part "
+        "alone: fastest tuning-part p50 whose paired-bootstrap 95 % interval of the WER difference to the baseline "
+        "(`tune Δ`) includes 0 or lies below it; `test WER` is the *test* part, which no choice reads, with a 95 % "
+        "bootstrap interval over files.",
     ]
     plotted: set[str] = set()
     for dataset, run_id, items in runs(rate(records)):
@@ -118,7 +133,7 @@ def render_markdown(records: Sequence[BenchRecord], winner: dict | None = None) 
             f"batch size {first.batch_size}, {first.passes} timed pass(es).",
             "",
             "| " + " | ".join(COLUMNS) + " |",
-            "|" + "|".join("---" if i < 3 or i == len(COLUMNS) - 1 else "---:" for i in range(len(COLUMNS))) + "|",
+            "|" + "|".join("---" if i < 4 or i == len(COLUMNS) - 1 else "---:" for i in range(len(COLUMNS))) + "|",
         ]
         lines += [_table_row(item, winner) for item in items]
         overheads = [_overhead(item.record) for item in items if _overhead(item.record) is not None]
@@ -156,6 +171,7 @@ def _table_row(item: RatedRecord, winner: dict | None) -> str:
         f"**{r.row}**" if _is_winner(r, winner) else r.row,
         r.combination.get("engine_option") or r.combination.get("engine") or "",
         ", ".join(r.combination.get("plugins") or r.combination.get("requested_plugins") or []) or "—",
+        r.policy or "—",
         _num(latency.get("p50"), 1),
         _num(latency.get("p95"), 1),
         _ratio(item.p50_ratio),
@@ -167,6 +183,8 @@ def _table_row(item: RatedRecord, winner: dict | None) -> str:
         _num(r.tokens_per_s, 1),
         " / ".join(f"{name} {value:.0f}" for name, value in (r.stage_ms or {}).items()) or "—",
         _num(r.peak_mem_mb, 0) + (f" (GPU {r.cuda_peak_mem_mb:.0f})" if r.cuda_peak_mem_mb is not None else ""),
+        _interval(part_rate(r, "test")) if has_split(r) else _metric(r, None),
+        _difference(r, item.baseline),
         _metric(r, r.wer),
         _metric(r, r.cer),
         _notes(r, winner),
@@ -201,6 +219,17 @@ def _metric(record: BenchRecord, value: float | None) -> str:
     if value is not None:
         return f"{value:.2f}"
     return "n/a" if record.random_weights else "—"
+
+
+def _interval(interval) -> str:
+    return "—" if interval is None else f"{interval.value:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def _difference(record: BenchRecord, baseline: BenchRecord | None) -> str:
+    if baseline is None or baseline is record or not has_split(record):
+        return "—"
+    d = difference_to(record, baseline, "tune")
+    return "—" if d is None else f"{d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]"
 
 
 def _num(value: float | None, digits: int) -> str:

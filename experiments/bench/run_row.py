@@ -142,7 +142,7 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     from asrforge.audio import load_audio
     from asrforge.engines.base import DecodeOptions
     from asrforge.experiments.datasets import load_manifest
-    from asrforge.experiments.scoring import score
+    from asrforge.experiments.scoring import file_counts, score
     from asrforge.pipeline import Pipeline
     from asrforge.timing import synchronize
 
@@ -171,7 +171,7 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     engine = combination.load(assembly_s)
     pipeline = Pipeline(engine)
 
-    options = DecodeOptions(**spec.decode)
+    options = DecodeOptions.from_mapping(spec.decode)
     size = max(1, spec.batch_size)
     batches = [list(range(start, min(start + size, len(audio)))) for start in range(0, len(audio), size)]
 
@@ -218,6 +218,10 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     random_weights = bool(getattr(engine, "random_weights", False) or getattr(config, "random_weights", False))
     languages = [utterance.language for utterance in dataset.utterances]
     scores = None if random_weights else score([u.text for u in dataset.utterances], hypotheses, languages)
+    counts = [
+        None if random_weights else file_counts(u.text, hypothesis, u.language)
+        for u, hypothesis in zip(dataset.utterances, hypotheses, strict=True)
+    ]
     requests_ms = np.array([seconds for file in per_file_seconds for seconds in file]) * 1000
     total_s = sum(call_seconds)
     cuda = torch.device(engine.device).type == "cuda"
@@ -252,6 +256,9 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
                 "audio_s": round(duration, 3),
                 "latency_ms": round(1000 * sum(seconds) / len(seconds), 3),
                 "error_rate": None if scores is None else round(scores.per_file[index], 3),
+                # errors and reference words (characters for zh/ja/ko): the bootstrap's per-file units
+                "errors": None if counts[index] is None else counts[index][0],
+                "words": None if counts[index] is None else counts[index][1],
                 "hypothesis": hypotheses[index],
             }
             for index, (utterance, duration, seconds) in enumerate(
