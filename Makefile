@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test bench serve lint format clean
+.PHONY: install test bench report serve lint format clean
 
 install: $(STAMP)
 
@@ -22,35 +22,39 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/asrforge bench
+	$(BIN)/asrforge run bench
 
 serve: $(STAMP)
 	$(BIN)/asrforge serve
+
+# Re-render every study's reports from their committed records (measures nothing).
+report: $(STAMP)
+	$(BIN)/asrforge report
 
 # 64 clients (HTTP, SSE, WebSocket) for 60 s against uvicorn, then granian; writes reports/serving/. ARGS=... adds
 # options and server overrides, e.g. make loadtest ARGS="--servers granian serving.scheduler.max_batch_size=1".
 .PHONY: loadtest
 loadtest: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.load.run $(ARGS)
+	$(BIN)/asrforge run load $(ARGS)
 
 # The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): exits 1 on a regression,
 # 2 when it cannot judge. gate-update measures anew and rewrites reports/<device>/gate_baseline/<machine>.json.
 # ARGS=... adds overrides, e.g. make gate ARGS="device=cuda trials=12".
 .PHONY: gate gate-update
 gate: $(STAMP)
-	$(BIN)/asrforge gate $(ARGS)
+	$(BIN)/asrforge run gate $(ARGS)
 
 gate-update: $(STAMP)
-	$(BIN)/asrforge gate --update $(ARGS)
+	$(BIN)/asrforge run gate --update $(ARGS)
 
 # Subtitle timing (fast vs accurate) and translation reports: reports/cpu/subtitles.md, reports/cpu/translation.md.
 # ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
 .PHONY: subtitles-report translation-report
 subtitles-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.subtitles.run $(ARGS)
+	$(BIN)/asrforge run subtitles $(ARGS)
 
 translation-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.translation.run $(ARGS)
+	$(BIN)/asrforge run translation $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -65,7 +69,7 @@ clean:
 # dual_model; writes reports/cpu/streaming.{jsonl,md,png}. ARGS=... adds options, e.g. ARGS="--modes refeed,kv_reuse".
 .PHONY: streaming
 streaming: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.streaming.run $(ARGS)
+	$(BIN)/asrforge run streaming $(ARGS)
 
 # Speaker diarization on eval/long/dev_concat_once.wav: DER (pyannote.metrics, 0.25-s collar), speaker count, cost
 # against the plain decode; writes reports/cpu/diarization.{jsonl,md}. ARGS=... adds options, e.g. ARGS="--repeats 5".

@@ -1,4 +1,5 @@
-"""The ``asrforge`` command: transcribe files, run the benchmark harness, re-render reports."""
+"""The ``asrforge`` command: transcribe files, serve the API, run a study (``asrforge run <study>``), re-render
+every study's reports (``asrforge report``)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,16 @@ if TYPE_CHECKING:
 FORMAT_EXTENSIONS = {
     "text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt", "diarized_json": "json"
 }  # fmt: skip
+# Short names kept for the studies people run most: `asrforge bench` is `asrforge run bench`.
+STUDY_ALIASES = {"bench": "bench", "gate": "gate", "loadtest": "load"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        return _bench(argv[1:])
+    if argv and argv[0] == "run":
+        return _run(argv[1:])
+    if argv and argv[0] in STUDY_ALIASES:
+        return _run([STUDY_ALIASES[argv[0]], *argv[1:]])
     if argv and argv[0] == "serve":
         # Before torch starts its thread pool: in a server, OpenMP workers that spin while waiting steal the core
         # the event loop, the VAD and the audio decoding need (measured: a decode 4x slower under that contention).
@@ -35,17 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from asrforge.serving.run import main as serve
 
         return serve(argv[1:])  # it quiets third-party logs itself, except in the gateway (which imports no torch)
-    if argv and argv[0] == "loadtest":
-        from asrforge.experiments.load.run import main as loadtest
-
-        return loadtest(argv[1:])
-    if argv and argv[0] == "run":
-        return _run_study(argv[1:])
-    if argv and argv[0] == "gate":
-        from asrforge.experiments.gate import main as gate
-
-        quiet_third_party()
-        return gate(argv[1:])
     args = _parser().parse_args(argv)
     quiet_third_party()
     return args.run(args)
@@ -111,15 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
     transcribe.set_defaults(run=_transcribe)
 
-    report = commands.add_parser("report", help="re-render reports/<device>/README.md and plots from results.jsonl")
+    report = commands.add_parser("report", help="re-render every study's reports and plots from their records")
     report.add_argument("--dir", type=Path, default=Path("reports"), help="the report root (default: reports)")
     report.set_defaults(run=_report)
 
-    commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
-    commands.add_parser("loadtest", help="load-test the server with HTTP, SSE and WebSocket clients (--help)")
-    commands.add_parser("gate", help="the performance regression gate against the committed baseline (--help)")
-    commands.add_parser("run", help="run a study of experiments/ and render its report: asrforge run diarization")
+    commands.add_parser(
+        "run",
+        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, diarization, "
+        "gate "
+        "(asrforge run <study> --help)",
+    )
+    commands.add_parser("bench", help="= asrforge run bench: the benchmark matrix (key=value ... [--multirun])")
+    commands.add_parser("loadtest", help="= asrforge run load: HTTP, SSE and WebSocket clients against the server")
+    commands.add_parser("gate", help="= asrforge run gate: the performance regression gate against the baseline")
     return parser
 
 
@@ -151,7 +150,8 @@ def _transcribe(args: argparse.Namespace) -> int:
         options, note = with_policy(
             engine,
             args.decode,
-            DecodeOptions(language=args.language, task=args.task, prompt=args.prompt),
+            # The task is set by the translation plan below (an English-only model or a text translator transcribes).
+            DecodeOptions(language=args.language, prompt=args.prompt),
             {name: getattr(args, name) for name in POLICY_FIELDS},
         )
     except (ConfigError, UnsupportedOptionError) as error:
@@ -257,22 +257,6 @@ def _emit(args: argparse.Namespace, path: Path, body: str) -> None:
         print(body, flush=True)
 
 
-def _run_study(argv: list[str]) -> int:
-    """``asrforge run STUDY [options]``: experiments/STUDY/run.py's main (its --help lists the options)."""
-    import importlib
-
-    if not argv or argv[0].startswith("-"):
-        print("usage: asrforge run STUDY [options]  (e.g. diarization, subtitles, streaming)", file=sys.stderr)
-        return 2
-    try:
-        study = importlib.import_module(f"asrforge.experiments.{argv[0]}.run")
-    except ModuleNotFoundError:
-        print(f"asrforge: no study {argv[0]!r} (experiments/<study>/run.py)", file=sys.stderr)
-        return 2
-    quiet_third_party()
-    return study.main(argv[1:])
-
-
 def _subtitler(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> FileSubtitler | None:
     """Timed, laid-out cues for srt/vtt (asrforge/subtitles); None for the other formats."""
     if args.response_format not in ("srt", "vtt"):
@@ -307,20 +291,23 @@ def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from asrforge.experiments.bench.report import render_all
+    from asrforge.experiments import render_reports
 
-    for path in render_all(args.dir):
+    for path in render_reports(args.dir):
         print(path)
     return 0
 
 
-def _bench(overrides: list[str]) -> int:
-    from asrforge.experiments.bench import run as bench
+def _run(argv: list[str]) -> int:
+    """One study with its own arguments. The harness is imported only here: the runtime never depends on it."""
+    from asrforge.experiments import STUDIES, run_study
 
-    # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
-    sys.argv = ["asrforge bench", *overrides]
-    bench.main()
-    return 0
+    if not argv or argv[0] not in STUDIES:
+        print(f"usage: asrforge run {{{','.join(STUDIES)}}} [options]  (asrforge run <study> --help)", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "gate":
+        quiet_third_party()
+    return run_study(argv[0], argv[1:])
 
 
 if __name__ == "__main__":

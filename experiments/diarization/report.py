@@ -13,6 +13,11 @@ COMMAND = "asrforge run diarization"
 GOALS = {"der": 0.10, "overhead_ratio": 1.3}
 
 
+def render_all(root: Path) -> list[Path]:
+    """Every ``<root>/<device>/diarization.md`` from the records beside it."""
+    return [write_markdown(records.parent) for records in sorted(Path(root).glob("*/diarization.jsonl"))]
+
+
 def write_markdown(report_dir: str | os.PathLike) -> Path:
     folder = Path(report_dir)
     path = folder / "diarization.md"
