@@ -26,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":
         return _bench(argv[1:])
+    if argv and argv[0] == "data":
+        from asrforge.data import main as data
+
+        return data(argv[1:])
     if argv and argv[0] == "serve":
         # Before torch starts its thread pool: in a server, OpenMP workers that spin while waiting steal the core
         # the event loop, the VAD and the audio decoding need (measured: a decode 4x slower under that contention).
@@ -86,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
     commands.add_parser("loadtest", help="load-test the server with HTTP, SSE and WebSocket clients (--help)")
-    commands.add_parser("gate", help="the performance regression gate against the committed baseline (--help)")
+    commands.add_parser("data", help="download LibriSpeech dev-clean/test-clean as evaluation sets (--help)")
+    commands.add_parser("gate", help="the regression gate: this working tree against a base commit (--help)")
     return parser
 
 
@@ -194,8 +199,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(overrides: list[str]) -> int:
+    from asrforge.data import missing_message
     from asrforge.experiments import bench
 
+    missing = missing_message(overrides)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
     sys.argv = ["asrforge bench", *overrides]
     bench.main()
