@@ -16,9 +16,9 @@ import av
 import numpy as np
 import soxr
 
+from asrforge.constants import SAMPLE_RATE
 from asrforge.errors import AudioDecodeError
 
-SAMPLE_RATE = 16_000
 # A file whose header promises more audio than decodes by this margin is reported as truncated.
 _TRUNCATION_TOLERANCE_S = 0.5
 

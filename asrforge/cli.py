@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _transcribe(args: argparse.Namespace) -> int:
     from asrforge.engines.base import DecodeOptions
+    from asrforge.formats import render
     from asrforge.pipeline import transcribe_paths
-    from asrforge.serving.formats import render
 
     try:
         combination, source = _combination(args)
@@ -184,10 +184,10 @@ def _translation(
 
 
 def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
-    from asrforge.combination import Combination
+    from asrforge.winner import resolve_combination
 
     plugins = [name for name in args.plugins.split(",") if name] if args.plugins is not None else None
-    return Combination.resolve(args.engine, plugins, model=args.model, device=args.device)
+    return resolve_combination(args.engine, plugins, model=args.model, device=args.device)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from asrforge.audio import SAMPLE_RATE, load_audio
+from asrforge.audio import load_audio
+from asrforge.constants import SAMPLE_RATE
 from asrforge.paths import cache_dir, eval_data_dir
 
 SOURCE = "https://www.openslr.org/resources/12"

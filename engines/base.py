@@ -29,8 +29,6 @@ from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer, synchronize
 from asrforge.transcript import Transcript
 
-SAMPLE_RATE = 16_000
-
 
 @dataclass(frozen=True)
 class DecodeOptions:

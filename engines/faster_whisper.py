@@ -15,8 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from asrforge.constants import SAMPLE_RATE
 from asrforge.cpu import cpu_quota
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, Capabilities, DecodeOptions, EngineConfig
+from asrforge.engines.base import BaseEngine, Capabilities, DecodeOptions, EngineConfig
 from asrforge.engines.whisper_ct2 import PRESETS, ct2_model_dir
 from asrforge.timing import StageTimer
 from asrforge.transcript import Segment, Transcript, Word

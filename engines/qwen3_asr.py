@@ -22,7 +22,8 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
 from asrforge.config import conf_dir, load_option
-from asrforge.engines.base import SAMPLE_RATE, Capabilities, DecodeOptions, EngineConfig, TorchEngine
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
 from asrforge.engines.qwen3_asr_processor import build_processor, load_processor, token_ids_for_config
 from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.timing import StageTimer

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import DecodeOptions
 from asrforge.engines.qwen3_asr import LANGUAGE_CODE_TO_NAME, Qwen3ASREngine
-from asrforge.engines.stream_session import SAMPLE_RATE, IncrementalDecoder, StreamSettings, rollback
+from asrforge.engines.stream_session import IncrementalDecoder, StreamSettings, rollback
 
 
 class CausalQwenAudioEncoder:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asrforge.engines.base import SAMPLE_RATE
+from asrforge.constants import SAMPLE_RATE
 from asrforge.transcript import Transcript, Word
 
 

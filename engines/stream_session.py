@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from asrforge.constants import SAMPLE_RATE
+
 if TYPE_CHECKING:
     from transformers import Cache
 
     from asrforge.engines.base import DecodeOptions
-
-SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, Capabilities, DecodeOptions, EngineConfig
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine, Capabilities, DecodeOptions, EngineConfig
 from asrforge.errors import RefusedCombinationError, UnsupportedOptionError
 from asrforge.transcript import Segment, Transcript
 

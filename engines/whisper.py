@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from asrforge.engines.base import SAMPLE_RATE, Capabilities, DecodeOptions, EngineConfig, TorchEngine
+from asrforge.constants import SAMPLE_RATE, UNSPACED_LANGUAGES
+from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
 from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.whisper_ct2 import checkpoint_for
 from asrforge.errors import UnsupportedOptionError
@@ -29,8 +30,6 @@ from asrforge.timing import StageTimer
 from asrforge.transcript import Segment, Transcript, Word
 
 WINDOW_S = 30.0
-# Languages written without spaces: every character (run of tokens that decodes to whole characters) is a word.
-_UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
 
 
 @dataclass(frozen=True)
@@ -228,7 +227,7 @@ class WhisperEngine(TorchEngine):
             piece = decode([tokens[p] for p in pending])
             if "\ufffd" in piece:
                 continue
-            starts_word = not groups or piece.startswith(" ") or language in _UNSPACED_LANGUAGES
+            starts_word = not groups or piece.startswith(" ") or language in UNSPACED_LANGUAGES
             if starts_word and piece.strip():
                 groups.append(pending)
             elif groups:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from asrforge.constants import SAMPLE_RATE
 from asrforge.paths import cache_dir
 
 # Bump when the converted checkpoint's contents change, so caches written by an older converter are not reused.
@@ -320,7 +321,9 @@ def generation_config(ct2_config: dict, tokenizer: Any, model_config: Any) -> An
 def feature_extractor(num_mel_bins: int) -> Any:
     from transformers import WhisperFeatureExtractor
 
-    return WhisperFeatureExtractor(feature_size=num_mel_bins, sampling_rate=16_000, hop_length=160, chunk_length=30)
+    return WhisperFeatureExtractor(
+        feature_size=num_mel_bins, sampling_rate=SAMPLE_RATE, hop_length=160, chunk_length=30
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------

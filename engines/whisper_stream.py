@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, EncoderDecoderCache
 
-from asrforge.engines.stream_session import SAMPLE_RATE, IncrementalDecoder, StreamSettings
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.stream_session import IncrementalDecoder, StreamSettings
 from asrforge.engines.whisper import WhisperEngine
 
 BLOCK_FRAMES = 100  # 1 s of mel frames: the causal encoder's block (50 encoder positions)

@@ -28,16 +28,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asrforge.config import CONFIG_MODULE, load_option
+from asrforge.devices import device_key
 from asrforge.experiments import matrix as matrix_rows
 from asrforge.experiments.clips import register_clip_resolver
 from asrforge.experiments.datasets import Dataset, load_manifest, register_resolvers
-from asrforge.experiments.device import device_info, device_key, versions
+from asrforge.experiments.device import device_info, versions
 from asrforge.experiments.records import BenchRecord, merge_records, read_records, write_records
 from asrforge.experiments.report import BUSY_HOST, RESULTS, write_report
 from asrforge.experiments.run_row import RowSpec, run_in_subprocess
-from asrforge.experiments.winner import WINNER_FILE, select_winner, update_winner
+from asrforge.experiments.winner import select_winner, update_winner
 from asrforge.optimizations import Target, combination_refusal, make_plugins
 from asrforge.paths import REPO_ROOT
+from asrforge.winner import WINNER_FILE
 
 log = logging.getLogger(__name__)
 register_resolvers()

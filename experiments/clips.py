@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from asrforge.audio import SAMPLE_RATE, load_audio
+from asrforge.audio import load_audio
+from asrforge.constants import SAMPLE_RATE
 from asrforge.experiments.datasets import load_manifest
 from asrforge.paths import cache_dir, eval_data_dir
 

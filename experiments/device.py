@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import subprocess
 import sys
 from functools import cache
@@ -13,21 +12,10 @@ from importlib import metadata
 import torch
 
 from asrforge.cpu import cpu_quota
+from asrforge.devices import device_key
 
 # Versions that change inference speed or output; recorded with every result.
 VERSIONED_PACKAGES = ("asrforge", "torch", "transformers", "faster-whisper", "ctranslate2", "torchao", "numpy")
-
-
-def slug(text: str) -> str:
-    """``NVIDIA H100 80GB HBM3`` -> ``nvidia-h100-80gb-hbm3``."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def device_key(device: str) -> str:
-    """The report folder for ``device``: ``cpu`` for any CPU, else a slug of the GPU's name."""
-    if torch.device(device).type != "cuda":
-        return "cpu"
-    return slug(torch.cuda.get_device_name(device))
 
 
 @cache

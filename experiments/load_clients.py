@@ -22,10 +22,10 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asrforge.audio import load_audio
+from asrforge.constants import SAMPLE_RATE
 
 KINDS = ("http", "sse", "ws")
 MODEL = "whisper-1"  # an alias every OpenAI client sends; the server maps it to the model it serves
-SAMPLE_RATE = 16_000
 MAX_RETRY_AFTER_S = 30.0
 COMMIT_ID = "end"  # the event_id of the closing commit: the server's answer to it carries it as client_event_id
 

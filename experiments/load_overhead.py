@@ -21,6 +21,7 @@ from rich.progress import Progress
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
+from asrforge.constants import SAMPLE_RATE
 from asrforge.experiments.load_clients import MODEL, Target
 from asrforge.experiments.load_report import percentiles
 from asrforge.experiments.load_server import scrape_metrics
@@ -79,7 +80,7 @@ async def measure_overhead(
     bare_p50, http_p50 = percentiles(bare_s)["p50"], percentiles(http_s)["p50"]
     return {
         "file": path.name,
-        "audio_s": round(audio.size / 16_000, 2),
+        "audio_s": round(audio.size / SAMPLE_RATE, 2),
         "n": n,
         "bare_p50_ms": bare_p50,
         "http_p50_ms": http_p50,

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from asrforge.constants import SAMPLE_RATE
+
 Event = dict[str, Any]
 
 
@@ -149,7 +151,7 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     started = time.perf_counter()
     audio = [load_audio(utterance.audio) for utterance in dataset.utterances]
     audio_decode_s = time.perf_counter() - started
-    durations = [len(samples) / 16_000 for samples in audio]
+    durations = [len(samples) / SAMPLE_RATE for samples in audio]
 
     copy_bytes_per_s = None
     if spec.decoder_floor:  # before the model loads: the copy's buffers must not count in the row's peak memory

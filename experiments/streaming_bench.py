@@ -30,14 +30,15 @@ import torch
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine
 from asrforge.engines.stream_session import StreamSession
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import read_jsonl
 from asrforge.experiments.scoring import error_rate
 from asrforge.experiments.streaming_report import render
 from asrforge.paths import REPO_ROOT, eval_data_dir
-from asrforge.serving.vad import SpeechDetector
+from asrforge.vad import SpeechDetector
 
 PLUGINS = ["eval_mode", "sdpa"]
 

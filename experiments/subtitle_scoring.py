@@ -21,6 +21,8 @@ from statistics import mean, median
 import numpy as np
 import srt
 
+from asrforge.constants import SAMPLE_RATE
+
 _WORD = re.compile(r"[^a-z0-9']+")
 FRAME_S = 0.01
 SPEECH_RANGE_DB = 35.0
@@ -30,7 +32,9 @@ def normalise(word: str) -> str:
     return _WORD.sub("", word.lower())
 
 
-def speech_bounds(audio: np.ndarray, start_s: float, end_s: float, sample_rate: int = 16_000) -> tuple[float, float]:
+def speech_bounds(
+    audio: np.ndarray, start_s: float, end_s: float, sample_rate: int = SAMPLE_RATE
+) -> tuple[float, float]:
     """First and last moment of speech inside [start_s, end_s]: frames within 35 dB of the loudest frame."""
     clip = audio[int(start_s * sample_rate) : int(end_s * sample_rate)]
     hop = int(FRAME_S * sample_rate)

@@ -28,21 +28,22 @@ import numpy as np
 import torch
 
 from asrforge.audio import load_audio
-from asrforge.combination import Combination
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
+from asrforge.chunking import Chunk, plan_chunks, stitch
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.experiments.bench import git_commit
 from asrforge.experiments.device import device_info
 from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.experiments.subtitle_readme import write_markdown
 from asrforge.experiments.subtitle_scoring import boundary_errors, speech_bounds, summary_ms
+from asrforge.formats import to_srt
 from asrforge.paths import REPO_ROOT, eval_data_dir
-from asrforge.serving.chunking import Chunk, plan_chunks, stitch
-from asrforge.serving.formats import to_srt
-from asrforge.serving.vad import SpeechDetector, VADOptions
 from asrforge.subtitles.alignment import Alignment, apply_timing, plan_timing
 from asrforge.subtitles.options import SubtitleOptions, load_subtitle_options
 from asrforge.subtitles.render import cues_to_srt, subtitle_cues
 from asrforge.subtitles.timing_fast import unpadded_speech
+from asrforge.vad import SpeechDetector, VADOptions
+from asrforge.winner import resolve_combination
 
 MODES = ("none", "fast", "accurate")
 VAD = VADOptions()
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     plugins = [p for p in args.plugins.split(",") if p] if args.plugins is not None else None
-    combination, origin = Combination.resolve(args.engine, plugins)
+    combination, origin = resolve_combination(args.engine, plugins)
     engine = combination.load()
     subtitles = load_subtitle_options()
     folder = eval_data_dir() / "long"

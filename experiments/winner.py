@@ -1,8 +1,6 @@
 """Winner selection: per device, the fastest p50 whose WER stays within a tolerance of the unoptimised baseline.
 
-``reports/winner.yaml`` maps a device key (``cpu``, ``nvidia-h100-80gb-hbm3``) to the winning combination: the
-engine config node, the plugins and their settings, so ``asrforge serve``/``transcribe`` rebuild exactly what was
-measured.
+This module selects and writes ``reports/winner.yaml``; the runtime reads it (asrforge/winner.py).
 """
 
 from __future__ import annotations
@@ -10,18 +8,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from asrforge.experiments.matrix import BASELINE, within_tolerance
 from asrforge.experiments.records import BenchRecord
-from asrforge.paths import REPO_ROOT
-
-if TYPE_CHECKING:
-    from asrforge.combination import Combination
-
-WINNER_FILE = "winner.yaml"
+from asrforge.winner import read_winners
 
 
 def select_winner(records: Sequence[BenchRecord], tolerance_points: float) -> BenchRecord | None:
@@ -61,11 +54,6 @@ def winner_entry(record: BenchRecord) -> dict[str, Any]:
     }
 
 
-def read_winners(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
-
-
 def update_winner(path: str | os.PathLike, device_key: str, record: BenchRecord) -> tuple[dict[str, Any], bool]:
     """Set ``device_key``'s entry to ``record``, keeping other devices. A winner with real weights is not replaced by
     one with random weights (the server would start a model that outputs noise). Returns (entry in force, replaced)."""
@@ -81,25 +69,3 @@ def update_winner(path: str | os.PathLike, device_key: str, record: BenchRecord)
     )
     path.write_text(header + yaml.safe_dump(winners, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return winners[device_key], True
-
-
-def default_winner_path() -> Path:
-    """``reports/winner.yaml`` of the current directory if there is one, else the checkout's."""
-    local = Path("reports") / WINNER_FILE
-    return local if local.is_file() else REPO_ROOT / "reports" / WINNER_FILE
-
-
-def load_winner(device_key: str | None = None, path: str | os.PathLike | None = None) -> Combination | None:
-    """The winning combination for ``device_key`` (default: this machine's default device), or None."""
-    from asrforge.combination import Combination
-
-    if device_key is None:
-        import torch
-
-        from asrforge.experiments.device import device_key as key_of
-
-        device_key = key_of("cuda" if torch.cuda.is_available() else "cpu")
-    entry = read_winners(path or default_winner_path()).get(device_key)
-    if not entry:
-        return None
-    return Combination(engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry["settings"]))

@@ -2,18 +2,11 @@
 
 ``make_plugins(["sdpa", "int8_dynamic"])`` builds plugins from their ``conf/optimizations/<name>.yaml`` (or from the
 ``optimizations`` node of a composed config, which carries the user's overrides); ``compose(engine, plugins)``
-checks the whole combination and applies it.
+checks the whole combination and applies it; ``assemble(config, plugins)`` loads an engine and does both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from hydra.utils import instantiate
-
-from asrforge.config import load_option
-from asrforge.errors import ConfigError
 from asrforge.optimizations import (  # noqa: F401  (imported to register the plugins)
     cached_logit_masks,
     causal_encoder,
@@ -41,6 +34,7 @@ from asrforge.optimizations import (  # noqa: F401  (imported to register the pl
     torch_compile,
     warmup,
 )
+from asrforge.optimizations.assembly import assemble, make_plugin, make_plugins
 from asrforge.optimizations.base import (
     REGISTRY,
     Plugin,
@@ -52,25 +46,8 @@ from asrforge.optimizations.base import (
     register,
 )
 
-
-def make_plugin(name: str, settings: Mapping[str, Any] | None = None) -> Plugin:
-    """Build plugin ``name`` from ``settings[name]`` if given, else from its packaged config file."""
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown optimization {name!r} (known: {', '.join(sorted(REGISTRY))})")
-    node = settings.get(name) if settings is not None else None
-    if node is None:
-        node = load_option("optimizations", name)[name]
-    plugin = instantiate(node, _convert_="all")
-    if not isinstance(plugin, REGISTRY[name]):
-        raise TypeError(f"config of {name!r} builds {type(plugin).__name__}, not {REGISTRY[name].__name__}")
-    return plugin
-
-
-def make_plugins(names: Sequence[str], settings: Mapping[str, Any] | None = None) -> list[Plugin]:
-    return [make_plugin(name, settings) for name in names]
-
-
 __all__ = [
+    "assemble",
     "REGISTRY",
     "Plugin",
     "Requirements",

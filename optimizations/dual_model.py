@@ -19,6 +19,7 @@ from asrforge.config import load_option
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.errors import ConfigError
+from asrforge.optimizations.assembly import assemble, make_plugins
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
 
@@ -46,9 +47,9 @@ class DualModel(Plugin):
         return None
 
     def apply(self, engine: BaseEngine) -> BaseEngine:
-        from asrforge.combination import Combination  # combination imports the plugin registry
-
-        partial = Combination.named(self.partial_engine, list(self.partial_plugins), device=engine.device).load()
+        node = load_option("engine", self.partial_engine)
+        node.device = engine.device
+        partial = assemble(instantiate(node, _convert_="all"), make_plugins(self.partial_plugins))
         if _feature_extractor(engine) != _feature_extractor(partial):
             raise ConfigError(f"dual_model: {self.partial_engine} computes other features than {engine.model_name}")
         partial.stream_settings = engine.stream_settings

@@ -25,6 +25,7 @@ from asrforge.serving.scheduler import InferenceScheduler
 from asrforge.serving.service import TranscriptionService
 from asrforge.serving.settings import ServerSettings
 from asrforge.serving.translation import build_translator
+from asrforge.winner import resolve_combination
 
 log = logging.getLogger(__name__)
 REPETITION_GUARD = "repetition_guard"
@@ -101,7 +102,7 @@ def served_combination(cfg: DictConfig, settings: ServerSettings) -> tuple[Combi
     """The combination a serve config names (or this device's benchmark winner), with the repetition guard the
     server adds; shared with the load test, which must know what the server runs."""
     plugins, engine_node = cfg.get("plugins"), cfg.get("engine")
-    combination, origin = Combination.resolve(
+    combination, origin = resolve_combination(
         OmegaConf.to_container(engine_node, resolve=True) if isinstance(engine_node, DictConfig) else engine_node,
         list(plugins) if plugins is not None else None,
         model=cfg.get("model"),

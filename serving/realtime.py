@@ -34,11 +34,12 @@ import numpy as np
 import soxr
 from starlette.concurrency import run_in_threadpool
 
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.engines.stream_session import StreamSession, StreamUpdate
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import RealtimeSettings
-from asrforge.serving.vad import SpeechDetector, VADEvent
+from asrforge.vad import SpeechDetector, VADEvent
 
 Event = dict[str, Any]
 _PCM16_SCALE = np.float32(1 / 32768)

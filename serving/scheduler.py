@@ -27,7 +27,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.serving.metrics import ServerMetrics
 from asrforge.serving.settings import SchedulerSettings

@@ -11,13 +11,14 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from asrforge.audio import load_audio, probe_duration
-from asrforge.engines.base import SAMPLE_RATE, BaseEngine, DecodeOptions
-from asrforge.serving.chunking import Chunk, plan_chunks, stitch
+from asrforge.chunking import Chunk, plan_chunks, stitch
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.serving.errors import APIError
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import ServerSettings
-from asrforge.serving.vad import SpeechDetector
 from asrforge.transcript import Transcript
+from asrforge.vad import SpeechDetector
 
 
 @dataclass(frozen=True)

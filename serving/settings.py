@@ -9,9 +9,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from asrforge.constants import SAMPLE_RATE
 from asrforge.errors import ConfigError
-from asrforge.serving.vad_options import VADOptions
 from asrforge.subtitles.options import SubtitleOptions
+from asrforge.vad_options import VADOptions
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class ChunkingSettings:
 
 @dataclass(frozen=True)
 class RealtimeSettings:
-    sample_rate: int = 16_000
+    sample_rate: int = SAMPLE_RATE
     buffer_ms: int = 450
     max_utterance_s: float = 30
     partials: bool = True

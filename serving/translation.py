@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from asrforge.engines.base import DecodeOptions
+from asrforge.formats import render
 from asrforge.serving.errors import APIError, ErrorResponse
-from asrforge.serving.formats import render
 from asrforge.serving.service import Audio, TranscriptionService
 from asrforge.serving.settings import ServerSettings
 from asrforge.translation import (

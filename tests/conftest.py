@@ -8,8 +8,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from asrforge.engines.base import BaseEngine
 
 # Nothing in the suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -81,3 +85,25 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer
     finally:
         process.terminate()
         process.wait(10)
+
+
+# Exact (same transcript as the unoptimised engine) and faster than plain fp32: what a test server needs.
+TEST_PLUGINS = ["eval_mode", "sdpa", "cached_logit_masks"]
+
+
+@pytest.fixture(scope="session")
+def tiny_engine() -> BaseEngine:
+    from asrforge.combination import Combination  # imported here: the gateway tests load no torch
+
+    return Combination.named("whisper-tiny-en", TEST_PLUGINS, device="cpu").load()
+
+
+@pytest.fixture(scope="session")
+def long_once(dev_dir: Path) -> tuple[Path, dict]:
+    """The 248-s concatenation of every dev utterance once, and its manifest record (utterance times)."""
+    folder = dev_dir.parent / "long"
+    if not (folder / "manifest.jsonl").is_file():
+        missing_eval_data("the long-form evaluation files", folder)
+    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    record = next(r for r in records if r["audio"] == "dev_concat_once.wav")
+    return folder / record["audio"], record

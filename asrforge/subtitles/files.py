@@ -6,12 +6,12 @@ from pathlib import Path
 
 from asrforge.audio import load_audio
 from asrforge.engines.base import BaseEngine, DecodeOptions
-from asrforge.serving.vad import SpeechDetector, VADOptions
 from asrforge.subtitles.alignment import Alignment, apply_timing, plan_timing
 from asrforge.subtitles.options import SubtitleOptions
 from asrforge.subtitles.render import render_timed
 from asrforge.subtitles.timing_fast import unpadded_speech
 from asrforge.transcript import Transcript
+from asrforge.vad import SpeechDetector, VADOptions
 
 
 class FileSubtitler:

@@ -1,15 +1,15 @@
 """Timed transcripts into response bodies: SRT and WebVTT from laid-out cues, verbose_json with words and the
-alignment used. The untimed formats stay with ``serving.formats``."""
+alignment used. The untimed formats stay with ``asrforge.formats``."""
 
 from __future__ import annotations
 
 import json
 
-from asrforge.serving.formats import render, timestamp, to_verbose_json
+from asrforge.constants import is_unspaced
+from asrforge.formats import render, timestamp, to_verbose_json
 from asrforge.subtitles.alignment import Alignment
 from asrforge.subtitles.layout import Cue, layout_cues
 from asrforge.subtitles.options import LayoutOptions
-from asrforge.subtitles.timing_fast import UNSPACED_LANGUAGES
 from asrforge.transcript import Transcript
 
 SUBTITLE_FORMATS: tuple[str, ...] = ("srt", "vtt")
@@ -17,7 +17,7 @@ SUBTITLE_FORMATS: tuple[str, ...] = ("srt", "vtt")
 
 def subtitle_cues(transcript: Transcript, layout: LayoutOptions | None = None) -> list[Cue]:
     """The cues of a transcript whose segments carry timed words."""
-    spaced = (transcript.language or "").split("-")[0] not in UNSPACED_LANGUAGES
+    spaced = not is_unspaced(transcript.language)
     return layout_cues([w for s in transcript.segments for w in s.words], layout, spaced=spaced)
 
 

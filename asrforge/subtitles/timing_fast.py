@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from asrforge.constants import SAMPLE_RATE, is_unspaced
 from asrforge.transcript import Segment, Transcript, Word
 
-# Languages written without spaces: every character is a word (as the Whisper engine and chunk stitching treat them).
-UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
 _MIN_WEIGHT = 1
 
 
 def unpadded_speech(
-    spans: Sequence[tuple[int, int]], pad_ms: float, sample_rate: int = 16_000
+    spans: Sequence[tuple[int, int]], pad_ms: float, sample_rate: int = SAMPLE_RATE
 ) -> list[tuple[float, float]]:
     """Speech spans in seconds with Silero's ``speech_pad_ms`` taken off again (the server pads them for chunking)."""
     pad = pad_ms / 1000
@@ -39,7 +38,7 @@ def unpadded_speech(
 def split_words(text: str, language: str | None) -> list[str]:
     """The words of ``text`` as subtitles show them: by spaces, or by character for unspaced scripts (punctuation
     stays with the character before it)."""
-    if (language or "").split("-")[0] not in UNSPACED_LANGUAGES:
+    if not is_unspaced(language):
         return text.split()
     words: list[str] = []
     for char in text:
@@ -57,7 +56,7 @@ def heuristic_words(transcript: Transcript, speech: Sequence[tuple[float, float]
 
     ``speech`` is (start, end) seconds of detected speech on the transcript's clock; empty = the whole segment.
     """
-    spaced = (transcript.language or "").split("-")[0] not in UNSPACED_LANGUAGES
+    spaced = not is_unspaced(transcript.language)
     segments = transcript.segments or (
         [Segment(0, 0.0, transcript.duration_s, transcript.text)] if transcript.text.strip() else []
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from asrforge.serving.chunking import word_separator
+from asrforge.chunking import word_separator
 from asrforge.transcript import Segment, Transcript
 from asrforge.translation.base import TranslationRequest, Translator, TranslatorReplyError
 

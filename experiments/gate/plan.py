@@ -15,9 +15,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from asrforge.config import conf_dir
+from asrforge.devices import device_key
 from asrforge.errors import ConfigError
 from asrforge.experiments.datasets import load_manifest, register_resolvers
-from asrforge.experiments.device import device_key
 
 # Plugins whose effect is process-wide: with several engines in one process they would act on all of them.
 PROCESS_WIDE_PLUGINS = frozenset({"threads", "tf32", "cudnn_benchmark"})

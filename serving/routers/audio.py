@@ -13,12 +13,12 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 from starlette.datastructures import State
 
+from asrforge.chunking import word_separator
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
+from asrforge.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.auth import require_api_key
-from asrforge.serving.chunking import word_separator
 from asrforge.serving.errors import APIError, error_responses
-from asrforge.serving.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
 from asrforge.serving.service import StreamJob, TranscriptionService
 from asrforge.serving.subtitles import timed_body, wants_timing

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import soxr
 
-from asrforge.audio import SAMPLE_RATE, load_audio
+from asrforge.audio import load_audio
+from asrforge.constants import SAMPLE_RATE
 from asrforge.errors import AudioDecodeError
 
 

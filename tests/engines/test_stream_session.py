@@ -13,12 +13,13 @@ import torch
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
-from asrforge.engines.base import SAMPLE_RATE, DecodeOptions
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import DecodeOptions
 from asrforge.engines.qwen3_asr_stream import CausalQwenAudioEncoder
 from asrforge.engines.stream_session import IncrementalSession, RefeedSession, StreamSettings
 from asrforge.engines.whisper_stream import CausalWhisperEncoder
 from asrforge.experiments.scoring import error_rate
-from asrforge.serving.vad import SpeechDetector
+from asrforge.vad import SpeechDetector
 
 CHUNK = 2 * SAMPLE_RATE
 

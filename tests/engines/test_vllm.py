@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from asrforge.combination import Combination
-from asrforge.engines.base import SAMPLE_RATE, DecodeOptions
+from asrforge.constants import SAMPLE_RATE
+from asrforge.engines.base import DecodeOptions
 from asrforge.engines.qwen3_asr_processor import build_processor
 from asrforge.engines.vllm import VLLMEngineConfig, build_prompt, parse_output, request_inputs
 from asrforge.errors import RefusedCombinationError

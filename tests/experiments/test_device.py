@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from asrforge.experiments.device import device_info, device_key, slug
+from asrforge.devices import device_key, slug
+from asrforge.experiments.device import device_info
 
 
 def test_gpu_names_become_folder_names():

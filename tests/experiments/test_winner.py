@@ -5,7 +5,8 @@ from __future__ import annotations
 import yaml
 
 from asrforge.combination import Combination
-from asrforge.experiments.winner import load_winner, select_winner, update_winner
+from asrforge.experiments.winner import select_winner, update_winner
+from asrforge.winner import load_winner
 
 
 def test_the_fastest_row_within_the_wer_tolerance_wins(make_record):

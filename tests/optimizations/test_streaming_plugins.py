@@ -7,7 +7,7 @@ import pytest
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
-from asrforge.engines.base import SAMPLE_RATE
+from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.stream_session import IncrementalSession, StreamSettings
 from asrforge.optimizations import Target, combination_refusal, make_plugin
 from asrforge.optimizations.dual_model import DualModel

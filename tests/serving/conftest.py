@@ -15,7 +15,6 @@ import pytest
 import uvicorn
 
 from asrforge.audio import load_audio
-from asrforge.combination import Combination
 from asrforge.engines.base import BaseEngine
 from asrforge.serving.app import create_app
 from asrforge.transcript import Transcript
@@ -60,15 +59,6 @@ def live_server(engine: BaseEngine | None = None, **serving: Any) -> Iterator[Li
         thread.join(30)
 
 
-# Exact (same transcript as the unoptimised engine) and faster than plain fp32: what a test server needs.
-TEST_PLUGINS = ["eval_mode", "sdpa", "cached_logit_masks"]
-
-
-@pytest.fixture(scope="session")
-def tiny_engine() -> BaseEngine:
-    return Combination.named("whisper-tiny-en", TEST_PLUGINS, device="cpu").load()
-
-
 @pytest.fixture(scope="session")
 def server(tiny_engine: BaseEngine) -> Iterator[LiveServer]:
     with live_server(tiny_engine) as live:
@@ -90,14 +80,3 @@ def jfk_bytes(jfk_path: Path) -> bytes:
 def jfk_transcript(tiny_engine: BaseEngine, jfk_path: Path) -> Transcript:
     """What the bare engine says for the JFK clip: the server must say the same."""
     return tiny_engine.transcribe([load_audio(jfk_path)])[0]
-
-
-@pytest.fixture(scope="session")
-def long_once(dev_dir: Path) -> tuple[Path, dict]:
-    """The 248-s concatenation of every dev utterance once, and its manifest record (utterance times)."""
-    import json
-
-    folder = dev_dir.parent / "long"
-    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
-    record = next(r for r in records if r["audio"] == "dev_concat_once.wav")
-    return folder / record["audio"], record

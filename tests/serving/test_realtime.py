@@ -81,7 +81,7 @@ def test_partials_are_words_the_final_transcript_begins_with(tiny_engine, dev_di
     from asrforge.serving.realtime import RealtimeSession
     from asrforge.serving.scheduler import InferenceScheduler
     from asrforge.serving.settings import RealtimeSettings
-    from asrforge.serving.vad import SpeechDetector
+    from asrforge.vad import SpeechDetector
 
     audio = pcm16(dev_dir / "ljspeech_LJ001-0001.wav")  # one 10-s sentence without long pauses
     events: list[dict] = []

@@ -9,7 +9,7 @@ import pytest
 import srt
 import webvtt
 
-from asrforge.serving.formats import render
+from asrforge.formats import render
 from asrforge.transcript import Segment, Transcript, Word
 
 TRANSCRIPT = Transcript(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from asrforge.audio import load_audio
-from asrforge.serving.vad import SpeechDetector, VADEvent, VADOptions
+from asrforge.vad import SpeechDetector, VADEvent, VADOptions
 
 SR = 16_000
 # A span may reach past its utterance by the padding (0.2 s) plus one 32 ms frame of slack.
@@ -60,7 +60,7 @@ def stream_spans(stream, audio: np.ndarray, piece: int) -> list[tuple[int, int]]
 
 def test_importing_vad_keeps_torch_threads() -> None:
     # silero_vad sets torch to one thread when imported, which would slow the engine serving beside it.
-    code = "import torch; torch.set_num_threads(2); import asrforge.serving.vad; print(torch.get_num_threads())"
+    code = "import torch; torch.set_num_threads(2); import asrforge.vad; print(torch.get_num_threads())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "2"
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from asrforge.audio import load_audio
+from asrforge.chunking import Chunk, plan_chunks, stitch
 from asrforge.experiments.scoring import score
-from asrforge.serving.chunking import Chunk, plan_chunks, stitch
-from asrforge.serving.vad import SpeechDetector
 from asrforge.transcript import Segment, Transcript, Word
+from asrforge.vad import SpeechDetector
 
 SR = 16_000
 WINDOW_S = 30.0  # Whisper's window

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asrforge.constants import SAMPLE_RATE, is_unspaced
 from asrforge.transcript import Segment, Transcript, Word
 
-# Written without spaces between words (as the Whisper engine's word grouping); Korean does use spaces.
-UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
 # A span longer than the window is cut at the quietest 100 ms within this last part of the window.
 QUIET_SEARCH = 0.2
 _ENERGY_FRAME_S = 0.01
@@ -37,7 +36,7 @@ def plan_chunks(
     spans: Sequence[tuple[int, int]],
     total: int,
     max_chunk_s: float,
-    sample_rate: int = 16_000,
+    sample_rate: int = SAMPLE_RATE,
     audio: np.ndarray | None = None,
 ) -> list[Chunk]:
     """Consecutive speech spans merged into sorted, non-overlapping chunks of at most ``max_chunk_s``.
@@ -104,7 +103,7 @@ def _quietest(audio: np.ndarray, low: int, high: int, sample_rate: int) -> int:
 
 
 def stitch(
-    chunks: Sequence[Chunk], transcripts: Sequence[Transcript], duration_s: float, sample_rate: int = 16_000
+    chunks: Sequence[Chunk], transcripts: Sequence[Transcript], duration_s: float, sample_rate: int = SAMPLE_RATE
 ) -> Transcript:
     """One transcript for the whole file from each chunk's transcript, its times shifted to the file's clock.
 
@@ -145,7 +144,7 @@ def stitch(
 
 def word_separator(language: str | None) -> str:
     """What goes between the texts of two chunks: nothing for languages written without spaces."""
-    return "" if (language or "").lower().split("-")[0] in UNSPACED_LANGUAGES else " "
+    return "" if is_unspaced(language) else " "
 
 
 def _shift(seconds: float, offset: float) -> float:

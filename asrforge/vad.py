@@ -20,12 +20,12 @@ _torch_threads = torch.get_num_threads()
 from silero_vad import VADIterator, get_speech_timestamps, load_silero_vad  # noqa: E402
 from silero_vad.sequence_vad import get_speech_timestamps_sequence  # noqa: E402
 
-from asrforge.serving.vad_options import VADOptions  # noqa: E402  (re-exported: callers import it from here)
+from asrforge.constants import SAMPLE_RATE  # noqa: E402
+from asrforge.vad_options import VADOptions  # noqa: E402  (re-exported: callers import it from here)
 
 # Importing silero_vad calls torch.set_num_threads(1) for the whole process, which would slow every engine down.
 torch.set_num_threads(_torch_threads)
 
-SAMPLE_RATE = 16_000
 WINDOW = 512  # samples per Silero frame at 16 kHz (32 ms)
 
 

@@ -1,0 +1,65 @@
+"""What to run: the user's explicit choice, else this device's benchmark winner, else the embedded default.
+
+``reports/winner.yaml`` maps a device key (``cpu``, ``nvidia-h100-80gb-hbm3``) to the winning combination: the engine
+config node, the plugins and their settings, so ``asrforge serve``/``transcribe`` rebuild exactly what was measured.
+The benchmark (experiments) selects and writes the winner; the runtime only reads it, here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asrforge.combination import DEFAULT_ENGINE, Combination
+from asrforge.devices import default_device_key
+from asrforge.paths import REPO_ROOT
+
+WINNER_FILE = "winner.yaml"
+
+
+def read_winners(path: str | os.PathLike) -> dict[str, Any]:
+    """Every device's winner entry in ``path``; empty when there is no such file."""
+    path = Path(path)
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def default_winner_path() -> Path:
+    """``reports/winner.yaml`` of the current directory if there is one, else the checkout's."""
+    local = Path("reports") / WINNER_FILE
+    return local if local.is_file() else REPO_ROOT / "reports" / WINNER_FILE
+
+
+def load_winner(device_key: str | None = None, path: str | os.PathLike | None = None) -> Combination | None:
+    """The winning combination for ``device_key`` (default: this machine's default device), or None."""
+    entry = read_winners(path or default_winner_path()).get(device_key or default_device_key())
+    if not entry:
+        return None
+    return Combination(engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry["settings"]))
+
+
+def resolve_combination(
+    engine: str | Mapping[str, Any] | None = None,
+    plugins: Sequence[str] | None = None,
+    model: str | None = None,
+    device: str | None = None,
+    winner_file: str | os.PathLike | None = None,
+) -> tuple[Combination, str]:
+    """What to run and why: explicit choices, else this device's benchmark winner, else the embedded default.
+
+    ``engine`` is a conf/engine option name or an engine config node. ``model``/``device`` override the engine config
+    in every case (the winner's plugins still apply).
+    """
+    overrides = {key: value for key, value in (("model", model), ("device", device)) if value}
+    if engine is None and plugins is None:
+        winner = load_winner(path=winner_file)
+        if winner is not None:
+            winner.engine = {**winner.engine, **overrides}
+            return winner, "benchmark winner"
+    source = "command line" if engine or plugins else "embedded default"
+    if isinstance(engine, Mapping):  # an engine config node already composed (a Hydra app's `engine=` group)
+        return Combination(engine={**engine, **overrides}, plugins=list(plugins or ())), source
+    return Combination.named(engine or DEFAULT_ENGINE, list(plugins or ()), model=model, device=device), source
