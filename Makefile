@@ -29,7 +29,7 @@ serve: $(STAMP)
 # options and server overrides, e.g. make loadtest ARGS="--servers granian serving.scheduler.max_batch_size=1".
 .PHONY: loadtest
 loadtest: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.load_test $(ARGS)
+	$(BIN)/python -m asrforge.experiments.load.run $(ARGS)
 
 # The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): this working tree against
 # a base commit (the merge base with main, or HEAD~1 on main) checked out beside it, both timed on this machine in
@@ -43,10 +43,10 @@ gate: $(STAMP)
 # ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
 .PHONY: subtitles-report translation-report
 subtitles-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.subtitle_timing $(ARGS)
+	$(BIN)/python -m asrforge.experiments.subtitles.run $(ARGS)
 
 translation-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.translation_eval $(ARGS)
+	$(BIN)/python -m asrforge.experiments.translation.run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -61,4 +61,4 @@ clean:
 # dual_model; writes reports/cpu/streaming.{jsonl,md,png}. ARGS=... adds options, e.g. ARGS="--modes refeed,kv_reuse".
 .PHONY: streaming
 streaming: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.streaming_bench $(ARGS)
+	$(BIN)/python -m asrforge.experiments.streaming.run $(ARGS)

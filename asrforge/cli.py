@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve(argv[1:])  # it quiets third-party logs itself, except in the gateway (which imports no torch)
     if argv and argv[0] == "loadtest":
-        from asrforge.experiments.load_test import main as loadtest
+        from asrforge.experiments.load.run import main as loadtest
 
         return loadtest(argv[1:])
     if argv and argv[0] == "gate":
@@ -110,7 +110,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         print(f"asrforge: {error}", file=sys.stderr)
         return 2
     plugins = ", ".join(engine.applied_plugins) or "no plugins"
-    print(f"asrforge: {engine.name} {engine.model_name} on {engine.device} with {plugins} ({source})", file=sys.stderr)
+    print(f"asrforge: {engine.name} {engine.weights} on {engine.device} with {plugins} ({source})", file=sys.stderr)
     options = DecodeOptions(language=args.language, task=args.task)
     translate = None
     if args.task == "translate":
@@ -191,7 +191,7 @@ def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from asrforge.experiments.report import render_all
+    from asrforge.experiments.bench.report import render_all
 
     for path in render_all(args.dir):
         print(path)
@@ -200,7 +200,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _bench(overrides: list[str]) -> int:
     from asrforge.data import missing_message
-    from asrforge.experiments import bench
+    from asrforge.experiments.bench import run as bench
 
     missing = missing_message(overrides)
     if missing:

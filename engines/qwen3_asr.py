@@ -1,9 +1,17 @@
 """Qwen3-ASR through transformers' ``Qwen3ASRForConditionalGeneration`` and ``generate``.
 
-``model`` is either a preset name (``qwen3-asr-tiny``, ``qwen3-asr-0.6b``, ``qwen3-asr-1.7b``: the architecture from
-``conf/engine/<preset>.yaml``, seeded random weights, the offline tokenizer) or a checkpoint directory / hub id of
-real weights (its own processor and config). Random weights never emit EOS, so for presets the decode length is
-the ``max_new_tokens`` bound, and the harness reports no WER for them (``random_weights``).
+What ``model`` names decides which weights load, and nothing else does:
+
+* a local directory or file, or a hub id (anything with a slash): that checkpoint, with its own config and
+  processor; a preset's ``architecture`` is dropped (it describes random weights, never a checkpoint). Both layouts
+  load: transformers' own (``save_pretrained``, the ``-hf`` repos) and the original release's (``qwen-asr``
+  package), converted once into a cache (engines/qwen3_asr_convert.py).
+* ``random``: seeded random weights of the config's ``architecture`` (with the offline tokenizer).
+* a preset name (``qwen3-asr-tiny``, ``qwen3-asr-0.6b``, ``qwen3-asr-1.7b``): seeded random weights of that preset's
+  architecture (``conf/engine/<preset>.yaml``), what the presets do unless ``model`` is overridden.
+
+Random weights never emit EOS, so their decode length is the ``max_new_tokens`` bound, and the harness reports no
+WER for them (``random_weights``). ``weights_id()`` names what loads (engines/weights.py).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,8 +33,10 @@ from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_
 from asrforge.config import conf_dir, load_option
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
+from asrforge.engines.qwen3_asr_convert import hf_checkpoint
 from asrforge.engines.qwen3_asr_processor import build_processor, load_processor, token_ids_for_config
 from asrforge.engines.stream_session import IncrementalDecoder
+from asrforge.engines.weights import RANDOM, random_id
 from asrforge.timing import StageTimer
 from asrforge.transcript import Segment, Transcript
 
@@ -43,8 +54,9 @@ class Qwen3ASREngineConfig(EngineConfig):
     engine: ClassVar[str] = "qwen3_asr"
     model: str = "qwen3-asr-tiny"
     attn_implementation: str = "eager"  # the unoptimised baseline; the sdpa plugin switches it on the loaded model
-    seed: int = 0  # random-weight presets are built after torch.manual_seed(seed): two loads are identical
-    # A preset's tokenizer layout and Qwen3ASRConfig fields; None = read from conf/engine/<model>.yaml.
+    seed: int = 0  # random weights are built after torch.manual_seed(seed): two loads are identical
+    # Random weights' tokenizer layout and Qwen3ASRConfig fields; None = read from conf/engine/<model>.yaml. Dropped
+    # when ``model`` names a checkpoint.
     architecture: Mapping[str, Any] | None = field(default=None, hash=False)
     # Default decode bound: ceil(duration_s * max_tokens_per_s) + max_tokens_extra (DecodeOptions.max_new_tokens
     # wins). Speech runs at about 3-5 Qwen tokens/s (English ~2.5-3 words/s at ~1.3 tokens a word; Mandarin
@@ -55,15 +67,23 @@ class Qwen3ASREngineConfig(EngineConfig):
     max_tokens_per_s: float = 12.0
     max_tokens_extra: int = 16
 
-    def is_preset(self) -> bool:
-        """A preset is named without a slash (paths and hub ids have one) and has a yaml under conf/engine."""
-        if self.architecture is not None:
-            return True
-        return "/" not in self.model and (conf_dir() / "engine" / f"{self.model}.yaml").is_file()
+    def __post_init__(self) -> None:
+        # A checkpoint's own config.json describes it: a preset's architecture left beside it (a `model=` override of
+        # a preset option) must not build random weights under the checkpoint's name.
+        if not self.is_random():
+            object.__setattr__(self, "architecture", None)
+
+    def is_random(self) -> bool:
+        """Random weights only when asked for by name: ``random``, or a preset name that is not a local path."""
+        if Path(self.model).expanduser().exists():
+            return False
+        return self.model == RANDOM or ("/" not in self.model and _preset_file(self.model).is_file())
 
     def preset_architecture(self) -> dict[str, Any]:
         if self.architecture is not None:
             architecture = self.architecture
+        elif self.model == RANDOM:
+            raise ValueError("model 'random' needs an architecture: use a preset option (engine=qwen3-asr-tiny, ...)")
         else:
             architecture = load_option("engine", self.model).get("architecture")
             if architecture is None:
@@ -71,6 +91,15 @@ class Qwen3ASREngineConfig(EngineConfig):
         if OmegaConf.is_config(architecture):
             architecture = OmegaConf.to_container(architecture, resolve=True)
         return dict(architecture)
+
+    def weights_id(self) -> str:
+        if self.is_random():
+            return random_id(self.seed, self.preset_architecture())
+        return super().weights_id()
+
+
+def _preset_file(name: str) -> Path:
+    return conf_dir() / "engine" / f"{name}.yaml"
 
 
 def build_model_config(architecture: Mapping[str, Any]) -> Qwen3ASRConfig:
@@ -91,7 +120,7 @@ class Qwen3ASREngine(TorchEngine):
     def __init__(self, config: Qwen3ASREngineConfig):
         super().__init__(config)
         self.config: Qwen3ASREngineConfig = config
-        self.random_weights = config.is_preset()
+        self.random_weights = config.is_random()
         if self.random_weights:
             architecture = config.preset_architecture()
             self.processor = build_processor(architecture["tokenizer_layout"])
@@ -104,9 +133,10 @@ class Qwen3ASREngine(TorchEngine):
                     model_config, attn_implementation=config.attn_implementation, dtype=torch.float32
                 )
         else:
-            self.processor = load_processor(config.model)
+            checkpoint = hf_checkpoint(config.model)  # the original release layout is converted once, cached
+            self.processor = load_processor(checkpoint)
             model = Qwen3ASRForConditionalGeneration.from_pretrained(
-                config.model, attn_implementation=config.attn_implementation, dtype=self.torch_dtype
+                checkpoint, attn_implementation=config.attn_implementation, dtype=self.torch_dtype
             )
         model.generation_config.do_sample = False
         self.model = model.to(self.device, self.torch_dtype).eval()

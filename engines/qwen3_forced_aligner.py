@@ -2,7 +2,8 @@
 
 The aligner is a separate checkpoint (Qwen/Qwen3-ForcedAligner-0.6B); it reads the audio and the transcript's words,
 each followed by ``<timestamp>`` markers, and classifies every marker into a time bin. Its weights are not on PyPI,
-so the server runs it only when ``subtitles.qwen3_aligner`` names a local directory.
+so the server runs it only when ``subtitles.qwen3_aligner`` names a local directory, in transformers' layout or the
+original release's (converted once on load, engines/qwen3_asr_convert.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ class Qwen3ForcedAligner:
     def __init__(self, path: str, device: str = "cpu"):
         from transformers import Qwen3ASRForTokenClassification, Qwen3ASRProcessor
 
+        from asrforge.engines.qwen3_asr_convert import hf_checkpoint
+        from asrforge.engines.weights import checkpoint_id
+
         if not Path(path).is_dir():
             raise OSError(f"no such directory: {path}")
-        self.processor = Qwen3ASRProcessor.from_pretrained(path)
-        self.model = Qwen3ASRForTokenClassification.from_pretrained(path).to(device).eval()
+        self.weights = checkpoint_id(path)  # what the subtitle response and records name
+        checkpoint = hf_checkpoint(path)  # the original release layout is converted once, cached
+        self.processor = Qwen3ASRProcessor.from_pretrained(checkpoint)
+        self.model = Qwen3ASRForTokenClassification.from_pretrained(checkpoint).to(device).eval()
         self.device = device
 
     def align(self, transcript: Transcript, audio: np.ndarray) -> Transcript:

@@ -88,7 +88,7 @@ class Plugin(ABC):
     # compilation (60) < output hooks (80) < warm-up (100). Users list plugins in any order; they run in this one.
     order: ClassVar[int] = 50
     # A plugin that changes only ``stream_session()`` (live streams): offline transcripts are untouched, so its
-    # benchmark is the streaming one (experiments/streaming_bench.py), not a row of the offline matrix.
+    # benchmark is the streaming one (experiments/streaming/run.py), not a row of the offline matrix.
     streaming_only: ClassVar[bool] = False
 
     def refusal(self, target: Target) -> str | None:

@@ -3,7 +3,7 @@
 A copy queued on the compute stream waits for every kernel queued before it; on its own stream it runs while they
 do (the copy engines are separate from the SMs), and only the kernels that read the copied tensor wait for it. The
 gain shows only when a copy is issued while the GPU is still busy (a pipelined caller); whether it overlaps is
-measured from a profiler trace (``asrforge.experiments.transfer_overlap``), not assumed.
+measured from a profiler trace (``asrforge.experiments.bench.transfer_overlap``), not assumed.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 
 from asrforge.config import group_options, load_option
 from asrforge.engines.base import BaseEngine, DecodeOptions, TorchEngine
+from asrforge.engines.weights import names_a_checkpoint, sibling_node, with_overrides
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.transcript import Transcript
 
@@ -70,8 +71,10 @@ class Speculative(Plugin):
     order = 40
     requires = Requirements(engines=frozenset({"qwen3_asr"}), conflicts=frozenset({"cuda_graphs"}))
 
-    draft: str = "qwen3-asr-0.6b"  # a conf/engine option sharing the target's tokenizer
-    draft_seed: int | None = None  # random-weight presets: the draft's seed (None = the option's own)
+    # A conf/engine option (random weights of its preset unless its model is a checkpoint), or a checkpoint directory
+    # / hub id loaded with the target's engine; either way it must share the target's tokenizer.
+    draft: str = "qwen3-asr-0.6b"
+    draft_seed: int | None = None  # a random-weight option: the draft's seed (None = the option's own)
     num_assistant_tokens: int = 5  # initial draft length
     schedule: str = "heuristic"  # "heuristic" (adaptive draft length) or "constant"
     confidence_threshold: float = 0.4  # stop a draft when the draft's probability of its token falls below this
@@ -81,17 +84,18 @@ class Speculative(Plugin):
             return f"speculative: unknown schedule {self.schedule!r} ({', '.join(SCHEDULES)})"
         if not self.draft:
             return "speculative needs a draft model: set draft to a conf/engine option sharing the target's tokenizer"
-        if self.draft not in group_options("engine"):
-            return f"speculative: no conf/engine option named {self.draft!r} for the draft"
+        if self.draft not in group_options("engine") and not names_a_checkpoint(self.draft):
+            return f"speculative: the draft {self.draft!r} is neither a conf/engine option nor a checkpoint path"
         return super().refusal(target)
 
     def load_draft(self, engine: TorchEngine) -> TorchEngine:
         from asrforge.engines import load_engine
 
-        node = OmegaConf.to_container(load_option("engine", self.draft), resolve=True)
-        node.update(device=engine.device, dtype=engine.dtype)
-        if self.draft_seed is not None:
-            node["seed"] = self.draft_seed
+        if self.draft in group_options("engine"):
+            node = OmegaConf.to_container(load_option("engine", self.draft), resolve=True)
+            node = with_overrides(node, device=engine.device, dtype=engine.dtype, seed=self.draft_seed)
+        else:  # a checkpoint directory or hub id: the target's engine with those weights
+            node = sibling_node(engine.config, self.draft, device=engine.device, dtype=engine.dtype)
         draft = load_engine(instantiate(node, _convert_="all"))
         if not isinstance(draft, TorchEngine) or draft.name != engine.name:
             raise ValueError(f"speculative: draft {self.draft!r} is not a {engine.name} engine")
@@ -110,7 +114,7 @@ class Speculative(Plugin):
         engine.speculative_draft = draft  # keeps the draft engine (its processor, its hooks) alive with the target
         target_steps, draft_steps = _CallCounter(engine.decoder_module()), _CallCounter(draft.decoder_module())
         draft_audio = _DraftAudio(draft.model)
-        stats = engine.stats.setdefault(self.name, {"draft": self.draft})
+        stats = engine.stats.setdefault(self.name, {"draft": self.draft, "draft_weights": draft.weights})
         generate, decode = engine.model.generate, engine.decode
 
         @functools.wraps(generate)
@@ -124,7 +128,7 @@ class Speculative(Plugin):
             verified, drafted = target_steps.calls - before[0], draft_steps.calls - before[1]
             # Every verification pass yields one token of the target's own beyond the drafted tokens it accepted.
             accepted = min(drafted, max(0, tokens - verified))
-            current = engine.stats.setdefault(self.name, {"draft": self.draft})
+            current = engine.stats.setdefault(self.name, {"draft": self.draft, "draft_weights": draft.weights})
             current["drafted"] = current.get("drafted", 0) + drafted
             current["accepted"] = current.get("accepted", 0) + accepted
             current["acceptance_rate"] = (

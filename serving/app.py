@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from asrforge.combination import Combination
 from asrforge.engines.base import BaseEngine
+from asrforge.engines.weights import RANDOM
 from asrforge.errors import RefusedCombinationError
 from asrforge.optimizations import compose, make_plugins
 from asrforge.serving.errors import install_error_handlers
@@ -51,14 +52,19 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
         if settings.repetition_guard and REPETITION_GUARD not in engine.applied_plugins:
             engine = compose(engine, make_plugins([REPETITION_GUARD]))
         source: BaseEngine | Any = engine
-        model_name, origin = engine.model_name, "given engine"
+        model_name, weights, origin = engine.model_name, engine.weights, "given engine"
     else:
         combination, origin = served_combination(cfg, settings)
         reason = combination.refusal()
         if reason:
             raise RefusedCombinationError(reason)
-        source, model_name = combination.load, combination.model_name
-        log.info("serving %s with %s (%s)", model_name, ", ".join(combination.plugins) or "no plugins", origin)
+        source, model_name, weights = combination.load, combination.model_name, combination.weights
+        plugins = ", ".join(combination.plugins) or "no plugins"
+        log.info("serving %s, weights %s, with %s (%s)", model_name, weights, plugins, origin)
+    if weights.startswith(RANDOM):
+        log.warning(
+            "SERVING RANDOM WEIGHTS (%s): %s transcribes noise; set engine.model to a checkpoint", weights, model_name
+        )
     metrics = ServerMetrics()
     scheduler = InferenceScheduler(source, settings.scheduler, metrics, warmup=settings.warmup)
 
@@ -75,6 +81,7 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
     app.state.metrics = metrics
     app.state.scheduler = scheduler
     app.state.service = TranscriptionService(scheduler, settings)
+    app.state.weights = weights
     app.state.model_ids = [model_name, *[alias for alias in settings.model_aliases if alias != model_name]]
     app.state.served_models = frozenset(app.state.model_ids)
     app.state.started_at = int(time.time())

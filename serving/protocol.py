@@ -58,6 +58,9 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "asrforge"
+    weights: str | None = Field(
+        None, description='which weights run: checkpoint path + content hash, or "random (...)"'
+    )
 
 
 class ModelList(BaseModel):

@@ -107,3 +107,30 @@ def long_once(dev_dir: Path) -> tuple[Path, dict]:
     records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
     record = next(r for r in records if r["audio"] == "dev_concat_once.wav")
     return folder / record["audio"], record
+
+
+@pytest.fixture(scope="session")
+def qwen3_clip(dev_dir: Path) -> Path:
+    """One short real clip (3.3 s of LibriSpeech) for the checkpoint tests."""
+    return dev_dir / "librispeech_1988-24833-0000.wav"
+
+
+@pytest.fixture(scope="session")
+def qwen3_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """Two tiny Qwen3-ASR checkpoints (seeds 1 and 2) saved with ``save_pretrained`` (tests/qwen3_checkpoints.py)."""
+    from qwen3_checkpoints import save_tiny_checkpoint
+
+    return {seed: save_tiny_checkpoint(tmp_path_factory.mktemp(f"qwen3-seed{seed}"), seed) for seed in (1, 2)}
+
+
+@pytest.fixture(scope="session")
+def qwen3_expected(qwen3_checkpoints: dict[int, Path], qwen3_clip: Path) -> dict[int, str]:
+    """What transformers alone transcribes from each checkpoint: every entry point must say exactly this."""
+    from qwen3_checkpoints import direct_transcript
+
+    from asrforge.audio import load_audio
+
+    audio = load_audio(qwen3_clip)
+    expected = {seed: direct_transcript(path, audio) for seed, path in qwen3_checkpoints.items()}
+    assert expected[1] != expected[2], "two seeds must transcribe differently, or no test here could fail"
+    return expected

@@ -33,9 +33,12 @@ class Alignment:
     mode: str
     method: str
     fallback_reason: str | None = None
+    weights: str | None = None  # the aligner's checkpoint (path + content hash) where a separate aligner ran
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"mode": self.mode, "method": self.method}
+        if self.weights:
+            body["weights"] = self.weights
         if self.fallback_reason:
             body["fallback_reason"] = self.fallback_reason
         return body
@@ -93,7 +96,8 @@ def apply_timing(
         from asrforge.engines.qwen3_forced_aligner import forced_aligner
 
         try:
-            return forced_aligner(qwen3_aligner).align(transcript, audio), alignment
+            aligner = forced_aligner(qwen3_aligner)
+            return aligner.align(transcript, audio), replace(alignment, weights=aligner.weights)
         except (OSError, ValueError, ImportError) as error:
             reason = f"Qwen3-ForcedAligner at {qwen3_aligner!r} failed: {error}"
             return heuristic_words(transcript, speech), Alignment(alignment.mode, HEURISTIC, reason)

@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from asrforge.experiments.bench import git_commit
+    from asrforge.experiments.bench.run import git_commit
     from asrforge.experiments.device import device_info, versions
 
     args = _parser().parse_args(argv)

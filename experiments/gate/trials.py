@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asrforge.experiments.run_row import cpu_sample
+from asrforge.experiments.bench.run_row import cpu_sample
 
 WORKER = Path(__file__).with_name("worker.py")
 HEAD, BASE = "head", "base"

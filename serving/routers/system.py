@@ -44,4 +44,6 @@ async def metrics(request: Request) -> Response:
 )
 async def list_models(request: Request) -> ModelList:
     state = request.app.state
-    return ModelList(data=[ModelCard(id=name, created=state.started_at) for name in state.model_ids])
+    return ModelList(
+        data=[ModelCard(id=name, created=state.started_at, weights=state.weights) for name in state.model_ids]
+    )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from asrforge.experiments.records import BenchRecord
+from asrforge.experiments.bench.records import BenchRecord
 
 
 @pytest.fixture

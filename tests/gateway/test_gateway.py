@@ -17,7 +17,7 @@ import openai
 import psutil
 import pytest
 
-from asrforge.experiments.load_clients import Clip, Target, requests
+from asrforge.experiments.load.clients import Clip, Target, requests
 
 # A bound against a hang only: a caller whose worker died must hear so long before this.
 NO_HANG_S = 120

@@ -269,7 +269,7 @@ def test_speculative_with_an_unrelated_draft_keeps_the_target_s_greedy_output(sh
     ("target", "fields", "reason"),
     [
         (QWEN_TINY, {"draft": ""}, "speculative needs a draft model"),
-        (QWEN_TINY, {"draft": "qwen3-asr-9b"}, "no conf/engine option named 'qwen3-asr-9b'"),
+        (QWEN_TINY, {"draft": "qwen3-asr-9b"}, "'qwen3-asr-9b' is neither a conf/engine option nor a checkpoint"),
         (QWEN_TINY, {"schedule": "greedy"}, "unknown schedule 'greedy'"),
         (CPU_WHISPER, {}, "speculative needs engine qwen3_asr; this is whisper"),
         (QWEN_TINY, {}, None),

@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 from asrforge.audio import load_audio
 from asrforge.engines.base import DecodeOptions
 from asrforge.engines.qwen3_asr import Qwen3ASREngine, Qwen3ASREngineConfig
-from asrforge.experiments.transfer_overlap import copy_compute_overlap
+from asrforge.experiments.bench.transfer_overlap import copy_compute_overlap
 from asrforge.optimizations import Target, combination_refusal, compose, make_plugin, make_plugins
 from asrforge.optimizations.shape_buckets import bucket, install_buckets
 
@@ -183,7 +183,7 @@ def test_a_pinned_buffer_is_reused_once_its_copy_is_done_and_not_before():
 
 @needs_cuda
 def test_a_side_stream_copy_overlaps_compute_and_a_same_stream_copy_does_not():
-    from asrforge.experiments.transfer_overlap import host_transfer_overlap
+    from asrforge.experiments.bench.transfer_overlap import host_transfer_overlap
 
     fractions = host_transfer_overlap("cuda")
     assert fractions["cuda_streams"] > 0.5

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The GPU matrix of issue #5 on a lent GPU (H100/H200, no network, its own torch), most important points first,
+# inside a time budget (default 480 s of phases; the device allows 600 s a command). Two steps:
+#
+#   experiments/bench/gpu_session.sh prepare               # here, with PyPI and ../shared/data/eval: fills .gpu/ (ignored)
+#   experiments/bench/gpu_session.sh run [BUDGET_S] [PHASE...]   # there: device run, carry [".gpu"], timeout_s 600
+#
+# `run` installs the wheels of .gpu/ that the GPU image lacks (transformers >= 5.23 for Qwen3-ASR, hydra, av, ...)
+# into /tmp/site, runs the phases below in order while BUDGET_S lasts, renders reports/<gpu>/GPU.md and
+# packs reports/<gpu>/ into $OUT/reports.tgz (unpack it here: `tar xzf reports.tgz`). Records merge by dataset, row,
+# engine and batch size, so a later session runs the phases an earlier one had no time for: name them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+KIT=.gpu
+PY=${PYTHON:-python3}
+
+# name|seconds it needs at least|bench overrides (after +bench=gpu)
+PHASES=(
+  "core|240|dataset.limit=4 matrix.singles=[sdpa,cuda_graphs,fp8,tf32,flash_attention_2,tensorrt_encoder]"
+  "batch8-30s|120|matrix=gpu-sweep dataset=clips-30s bench.batch_size=8 dataset.limit=8"
+  "small|120|matrix=gpu-sweep engine=qwen3-asr-0.6b dataset.limit=4"
+  "batch32-30s|150|matrix=gpu-sweep dataset=clips-30s bench.batch_size=32 dataset.limit=32 bench.warmup_calls=1"
+  "singles|300|dataset.limit=4 matrix.singles=[eval_mode,cudnn_benchmark,static_cache,torch_compile,pinned_transfer,cuda_streams,int8_dynamic,smoothquant_int8,encoder_compile,speculative,numa_pinning] matrix.combos=[]"
+  "batch8-10s|120|matrix=gpu-sweep bench.batch_size=8 dataset.limit=8"
+  "batch32-10s|150|matrix=gpu-sweep bench.batch_size=32 dataset.limit=32 bench.warmup_calls=1"
+  "small-30s|150|matrix=gpu-sweep engine=qwen3-asr-0.6b dataset=clips-30s dataset.limit=4"
+  "small-batch32-30s|150|matrix=gpu-sweep engine=qwen3-asr-0.6b dataset=clips-30s bench.batch_size=32 dataset.limit=32 bench.warmup_calls=1"
+)
+
+prepare() {
+  local wheels=$KIT/wheels eval_dir=${ASRFORGE_EVAL_DATA:-../shared/data/eval}
+  mkdir -p "$wheels" "$KIT/eval/dev"
+  # What the bench path imports beyond the GPU image's packages (device README: Python 3.12, x86-64).
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$wheels" \
+    transformers==5.24.0 hydra-core==1.3.8 omegaconf==2.3.1 av==18.1.0 soxr==1.1.0 jiwer==4.0.0 rapidfuzz==3.14.6 \
+    whisper-normalizer==0.1.15 indic-numtowords==1.1.0 text2num==3.1.0 more-itertools==11.2.1 torchao==0.18.0 || exit 1
+  "$PY" -m pip wheel -q --no-deps -w "$wheels" antlr4-python3-runtime==4.9.3 || exit 1  # sdist only on PyPI
+  # A little real speech (LJ Speech, under 10 s each) for the clips; clips reuse it cyclically.
+  grep '"ljspeech_LJ001' "$eval_dir/dev/manifest.jsonl" | head -8 >"$KIT/eval/dev/manifest.jsonl"
+  sed 's/.*"audio": *"\([^"]*\)".*/\1/' "$KIT/eval/dev/manifest.jsonl" | while read -r file; do
+    cp "$eval_dir/dev/$file" "$KIT/eval/dev/"
+  done
+  du -sh "$KIT"
+}
+
+setup() {
+  export ASRFORGE_EVAL_DATA=$PWD/$KIT/eval ASRFORGE_CACHE=/tmp/asrforge-cache HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+  if "$PY" -c "import asrforge.experiments.bench.run" 2>/dev/null; then return; fi  # an installed checkout (here)
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$KIT"/wheels/*.whl || exit 1
+  # The packages live at the top level and install as asrforge.<name>; links do what pyproject's package-dir does.
+  for package in engines optimizations serving experiments conf; do ln -sfn "../$package" "asrforge/$package"; done
+  export PYTHONPATH=$PWD:/tmp/site
+  "$PY" -c "import asrforge.experiments.bench.run" || exit 1
+}
+
+run() {
+  local budget=${1:-480}
+  shift || true
+  local deadline=$((SECONDS + budget)) wanted=" $* " key
+  setup
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  key=$("$PY" -c "from asrforge.experiments.device import device_key; print(device_key('cuda'))") || exit 1
+  "$PY" -m asrforge.experiments.bench.transfer_overlap --out "reports/$key/transfer_overlap.json"
+  for phase in "${PHASES[@]}"; do
+    IFS='|' read -r name need overrides <<<"$phase"
+    if [[ -n "${wanted// /}" && "$wanted" != *" $name "* ]]; then continue; fi
+    local left=$((deadline - SECONDS))
+    if ((left < need)); then echo "phase $name skipped: ${left} s left, needs ${need} s"; continue; fi
+    echo "phase $name (${left} s left): $overrides"
+    # shellcheck disable=SC2086  # the overrides are words
+    timeout --signal=TERM "$left" "$PY" -m asrforge.experiments.bench.run +bench=gpu $overrides \
+      hydra.run.dir=/tmp/asrforge-outputs/$name || echo "phase $name did not finish (its rows are lost)"
+  done
+  "$PY" -m asrforge.experiments.bench.gpu_summary "reports/$key"
+  cat "reports/$key/GPU.md"
+  if [[ -n "${OUT:-}" ]]; then tar czf "$OUT/reports.tgz" "reports/$key" $(ls reports/winner.yaml 2>/dev/null); fi
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: $0 prepare | run [BUDGET_S] [PHASE...]"; exit 2 ;;
+esac

@@ -1,0 +1,72 @@
+"""Winner selection: per device, the fastest p50 whose WER stays within a tolerance of the unoptimised baseline.
+
+This module selects and writes ``reports/winner.yaml``; the runtime reads it (asrforge/winner.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asrforge.experiments.bench.matrix import BASELINE, within_tolerance
+from asrforge.experiments.bench.records import BenchRecord
+from asrforge.winner import read_winners
+
+
+def select_winner(records: Sequence[BenchRecord], tolerance_points: float) -> BenchRecord | None:
+    """The fastest measured, non-reference row of one run whose WER/CER is within ``tolerance_points`` of the
+    baseline's (with random weights there is no WER: the fastest). None without a measured baseline."""
+    baseline = next((r for r in records if r.row == BASELINE and not r.reference and r.measured), None)
+    if baseline is None:
+        return None
+    eligible = [
+        r for r in records if r.measured and not r.reference and within_tolerance(r, baseline, tolerance_points)
+    ]
+    return min(eligible, key=lambda record: record.p50, default=None)
+
+
+def winner_entry(record: BenchRecord) -> dict[str, Any]:
+    combination = record.combination
+    return {
+        "row": record.row,
+        "engine_option": combination.get("engine_option"),
+        "engine": combination["engine_config"],
+        "plugins": list(combination.get("plugins") or []),
+        "settings": combination.get("settings") or {},
+        "metrics": {
+            "p50_ms": record.p50,
+            "p95_ms": (record.latency_ms or {}).get("p95"),
+            "rtf": record.rtf,
+            "wer": record.wer,
+            "cer": record.cer,
+            "first_call_ms": record.first_call_ms,
+            "peak_mem_mb": record.peak_mem_mb,
+        },
+        "random_weights": record.random_weights,
+        "dataset": record.dataset_name,
+        "run_id": record.run_id,
+        "commit": record.commit,
+        "timestamp": record.timestamp,
+    }
+
+
+def update_winner(path: str | os.PathLike, device_key: str, record: BenchRecord) -> tuple[dict[str, Any], bool]:
+    """Set ``device_key``'s entry to ``record``, keeping other devices. A winner with real weights is not replaced by
+    one with random weights (the server would start a model that outputs noise). Returns (entry in force, replaced)."""
+    path = Path(path)
+    winners = read_winners(path)
+    current = winners.get(device_key)
+    if current and not current.get("random_weights") and record.random_weights:
+        return current, False
+    winners[device_key] = winner_entry(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# Written by `asrforge bench` (experiments/bench/winner.py); "
+        "`asrforge serve` starts from the entry of its device.\n"
+    )
+    path.write_text(header + yaml.safe_dump(winners, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return winners[device_key], True

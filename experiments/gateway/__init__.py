@@ -1,0 +1,1 @@
+"""The gateway study: worker memory, throughput, a killed worker and Ray replicas; reports/gateway/."""

@@ -1,0 +1,1 @@
+"""The streaming study: per-chunk cost of the streaming decoders over a long real-speech stream."""

@@ -1,0 +1,1 @@
+"""The subtitle timing study: fast vs accurate cue boundaries against the speech."""

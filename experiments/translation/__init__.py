@@ -1,0 +1,1 @@
+"""The translation study: speech translation quality and speed against references."""

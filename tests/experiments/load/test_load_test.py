@@ -1,0 +1,59 @@
+"""The load test end to end as a user runs it (a real server subprocess with the real tiny.en weights, real dev audio,
+all three kinds of client at once), and how it judges answers."""
+
+from __future__ import annotations
+
+import json
+
+from asrforge.experiments.load.clients import Outcome
+from asrforge.experiments.load.run import client_kinds, main
+from asrforge.experiments.load.summary import failed_checks, summarise
+
+
+def test_concurrent_clients_of_every_kind_each_get_their_own_transcript(tmp_path, dev_dir):
+    status = main(
+        ["--servers", "uvicorn", "--clients", "6", "--duration", "8", "--files", "4", "--overhead-requests", "0",
+         "--report-dir", str(tmp_path / "reports"), "--log-dir", str(tmp_path / "logs")]
+    )  # fmt: skip
+    (record,) = [json.loads(line) for line in (tmp_path / "reports" / "loadtest.jsonl").read_text().splitlines()]
+    counts = record["counts"]
+    assert status == 0 and record["passed"], (failed_checks(record), record["mismatches"], record["failures"])
+    assert set(counts) == {"http", "sse", "ws", "all"}
+    for kind in ("http", "sse", "ws"):
+        assert counts[kind]["sent"] >= 1 and counts[kind]["correct"] == counts[kind]["sent"], counts[kind]
+    assert counts["all"]["lost"] == counts["all"]["5xx"] == counts["all"]["errors"] == 0
+    assert record["server"]["exit_code"] == 0 and record["server"]["log_errors"] == 0
+    assert record["server_metrics"]["decodes"] >= 1 and record["throughput"]["requests_per_s"] > 0
+    assert 0 < record["latency_ms"]["http"]["p50"] <= record["latency_ms"]["http"]["p95"]
+    readme = (tmp_path / "reports" / "README.md").read_text()
+    assert "| uvicorn | " in readme and "passed: every answer correct" in readme
+
+
+def test_answers_are_judged_against_their_own_files_lone_transcript():
+    references = {"http": {"a.wav": "the cat sat on the mat", "b.wav": "a dog ran far away"}}
+
+    def answered(clip: str, text: str | None, status: str = "ok") -> Outcome:
+        return Outcome("http", clip, 3.0, started=0.0, status=status, latency_s=1.0, text=text, finished=1.0)
+
+    summary = summarise(
+        [
+            answered("a.wav", "the cat sat on the mat"),
+            answered("a.wav", "the cat sat on a mat"),  # one word off: mismatched, not a mix-up
+            answered("a.wav", "a dog ran far away"),  # b's transcript in a's answer: a mix-up
+            answered("b.wav", None, status="lost"),
+        ],
+        references,
+        start=0.0,
+        stop=1.0,
+    )
+    counts = summary["counts"]["all"]
+    assert [counts[key] for key in ("sent", "correct", "mismatched", "mixups", "lost")] == [4, 1, 2, 1, 1]
+    assert summary["mismatches"][0]["diff"] == "[-the-] {+a+}"
+    assert [m["mixup"] for m in summary["mismatches"]] == [False, True]
+
+
+def test_the_mix_shares_clients_by_weight_and_interleaves_kinds():
+    kinds = client_kinds("http=2,sse=1,ws=1", 64)
+    assert (kinds.count("http"), kinds.count("sse"), kinds.count("ws")) == (32, 16, 16)
+    assert set(kinds[:4]) == {"http", "sse", "ws"}
+    assert client_kinds("ws=1", 3) == ["ws", "ws", "ws"]
