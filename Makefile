@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test bench serve lint format clean
+.PHONY: install test bench report serve lint format clean
 
 install: $(STAMP)
 
@@ -20,16 +20,20 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/asrforge bench
+	$(BIN)/asrforge run bench
 
 serve: $(STAMP)
 	$(BIN)/asrforge serve
+
+# Re-render every study's reports from their committed records (measures nothing).
+report: $(STAMP)
+	$(BIN)/asrforge report
 
 # 64 clients (HTTP, SSE, WebSocket) for 60 s against uvicorn, then granian; writes reports/serving/. ARGS=... adds
 # options and server overrides, e.g. make loadtest ARGS="--servers granian serving.scheduler.max_batch_size=1".
 .PHONY: loadtest
 loadtest: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.load.run $(ARGS)
+	$(BIN)/asrforge run load $(ARGS)
 
 # The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): this working tree against
 # a base commit (the merge base with main, or HEAD~1 on main) checked out beside it, both timed on this machine in
@@ -37,16 +41,16 @@ loadtest: $(STAMP)
 # make gate ARGS="base=HEAD~3 device=cuda".
 .PHONY: gate
 gate: $(STAMP)
-	$(BIN)/asrforge gate $(ARGS)
+	$(BIN)/asrforge run gate $(ARGS)
 
 # Subtitle timing (fast vs accurate) and translation reports: reports/cpu/subtitles.md, reports/cpu/translation.md.
 # ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
 .PHONY: subtitles-report translation-report
 subtitles-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.subtitles.run $(ARGS)
+	$(BIN)/asrforge run subtitles $(ARGS)
 
 translation-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.translation.run $(ARGS)
+	$(BIN)/asrforge run translation $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -61,4 +65,4 @@ clean:
 # dual_model; writes reports/cpu/streaming.{jsonl,md,png}. ARGS=... adds options, e.g. ARGS="--modes refeed,kv_reuse".
 .PHONY: streaming
 streaming: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.streaming.run $(ARGS)
+	$(BIN)/asrforge run streaming $(ARGS)

@@ -1,4 +1,5 @@
-"""The ``asrforge`` command: transcribe files, run the benchmark harness, re-render reports."""
+"""The ``asrforge`` command: transcribe files, serve the API, run a study (``asrforge run <study>``), re-render
+every study's reports (``asrforge report``)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ if TYPE_CHECKING:
     from asrforge.translation.plan import TextTranslation
 
 FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
+# Short names kept for the studies people run most: `asrforge bench` is `asrforge run bench`.
+STUDY_ALIASES = {"bench": "bench", "gate": "gate", "loadtest": "load"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        return _bench(argv[1:])
     if argv and argv[0] == "data":
         from asrforge.data import main as data
 
         return data(argv[1:])
+    if argv and argv[0] == "run":
+        return _run(argv[1:])
+    if argv and argv[0] in STUDY_ALIASES:
+        return _run([STUDY_ALIASES[argv[0]], *argv[1:]])
     if argv and argv[0] == "serve":
         # Before torch starts its thread pool: in a server, OpenMP workers that spin while waiting steal the core
         # the event loop, the VAD and the audio decoding need (measured: a decode 4x slower under that contention).
@@ -37,15 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from asrforge.serving.run import main as serve
 
         return serve(argv[1:])  # it quiets third-party logs itself, except in the gateway (which imports no torch)
-    if argv and argv[0] == "loadtest":
-        from asrforge.experiments.load.run import main as loadtest
-
-        return loadtest(argv[1:])
-    if argv and argv[0] == "gate":
-        from asrforge.experiments.gate import main as gate
-
-        quiet_third_party()
-        return gate(argv[1:])
     args = _parser().parse_args(argv)
     quiet_third_party()
     return args.run(args)
@@ -75,6 +71,27 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--translator-url", help="its OpenAI-compatible base URL, e.g. http://127.0.0.1:8001/v1")
     transcribe.add_argument("--translator-model", help="the model that endpoint serves")
     transcribe.add_argument("--batch-size", type=int, default=1)
+    policy = transcribe.add_argument_group(
+        "decoding policy", "default: --decode fallback (faster-whisper's default, as the server); flags override it"
+    )
+    policy.add_argument("--decode", help="a conf/decode policy: fallback (default), beam5, greedy")
+    policy.add_argument("--beam-size", type=int, help="beams at temperature 0; 1 = greedy")
+    policy.add_argument("--patience", type=float, help="beam search patience (faster_whisper engine only)")
+    policy.add_argument("--length-penalty", type=float, help="beam ranking: sum of log-probs / length ** this")
+    policy.add_argument(
+        "--temperature",
+        type=_temperatures,
+        help="one temperature, or a fallback ladder tried in order, e.g. 0,0.2,0.4,0.6,0.8,1",
+    )
+    policy.add_argument("--compression-ratio-threshold", type=float, help="re-decode a window above this gzip ratio")
+    policy.add_argument("--log-prob-threshold", type=float, help="re-decode a window below this mean token log-prob")
+    policy.add_argument("--no-speech-threshold", type=float, help="skip a low-log-prob window above this")
+    policy.add_argument(
+        "--condition-on-previous-text",
+        action=argparse.BooleanOptionalAction,
+        help="long-form: prompt each window with the text decoded so far",
+    )
+    policy.add_argument("--initial-prompt", "--prompt", dest="prompt", help="text before the first window")
     transcribe.add_argument(
         "--subtitle-mode",
         choices=["fast", "accurate"],
@@ -83,20 +100,33 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
     transcribe.set_defaults(run=_transcribe)
 
-    report = commands.add_parser("report", help="re-render reports/<device>/README.md and plots from results.jsonl")
+    report = commands.add_parser("report", help="re-render every study's reports and plots from their records")
     report.add_argument("--dir", type=Path, default=Path("reports"), help="the report root (default: reports)")
     report.set_defaults(run=_report)
 
-    commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
-    commands.add_parser("loadtest", help="load-test the server with HTTP, SSE and WebSocket clients (--help)")
     commands.add_parser("data", help="download LibriSpeech dev-clean/test-clean as evaluation sets (--help)")
-    commands.add_parser("gate", help="the regression gate: this working tree against a base commit (--help)")
+    commands.add_parser(
+        "run",
+        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, gate "
+        "(asrforge run <study> --help)",
+    )
+    commands.add_parser("bench", help="= asrforge run bench: the benchmark matrix (key=value ... [--multirun])")
+    commands.add_parser("loadtest", help="= asrforge run load: HTTP, SSE and WebSocket clients against the server")
+    commands.add_parser("gate", help="= asrforge run gate: the regression gate, this tree against a base commit")
     return parser
 
 
+def _temperatures(text: str) -> float | tuple[float, ...]:
+    values = tuple(float(value) for value in text.split(",") if value.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("give one temperature or a comma-separated list")
+    return values[0] if len(values) == 1 else values
+
+
 def _transcribe(args: argparse.Namespace) -> int:
-    from asrforge.engines.base import DecodeOptions
+    from asrforge.decoding import with_policy
+    from asrforge.engines.base import POLICY_FIELDS, DecodeOptions
     from asrforge.formats import render
     from asrforge.pipeline import transcribe_paths
 
@@ -111,7 +141,18 @@ def _transcribe(args: argparse.Namespace) -> int:
         return 2
     plugins = ", ".join(engine.applied_plugins) or "no plugins"
     print(f"asrforge: {engine.name} {engine.weights} on {engine.device} with {plugins} ({source})", file=sys.stderr)
-    options = DecodeOptions(language=args.language, task=args.task)
+    try:
+        options, note = with_policy(
+            engine,
+            args.decode,
+            DecodeOptions(language=args.language, task=args.task, prompt=args.prompt),
+            {name: getattr(args, name) for name in POLICY_FIELDS},
+        )
+    except (ConfigError, UnsupportedOptionError) as error:
+        print(f"asrforge: {error}", file=sys.stderr)
+        return 2
+    if note:
+        print(f"asrforge: {note}", file=sys.stderr)
     translate = None
     if args.task == "translate":
         try:
@@ -191,25 +232,30 @@ def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from asrforge.experiments.bench.report import render_all
+    from asrforge.experiments import render_reports
 
-    for path in render_all(args.dir):
+    for path in render_reports(args.dir):
         print(path)
     return 0
 
 
-def _bench(overrides: list[str]) -> int:
-    from asrforge.data import missing_message
-    from asrforge.experiments.bench import run as bench
+def _run(argv: list[str]) -> int:
+    """One study with its own arguments. The harness is imported only here: the runtime never depends on it."""
+    from asrforge.experiments import STUDIES, run_study
 
-    missing = missing_message(overrides)
-    if missing:
-        print(missing, file=sys.stderr)
-        return 2
-    # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
-    sys.argv = ["asrforge bench", *overrides]
-    bench.main()
-    return 0
+    if not argv or argv[0] not in STUDIES:
+        print(f"usage: asrforge run {{{','.join(STUDIES)}}} [options]  (asrforge run <study> --help)", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "bench":
+        from asrforge.data import missing_message
+
+        missing = missing_message(argv[1:])
+        if missing:
+            print(missing, file=sys.stderr)
+            return 2
+    if argv[0] == "gate":
+        quiet_third_party()
+    return run_study(argv[0], argv[1:])
 
 
 if __name__ == "__main__":

@@ -37,3 +37,18 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
 
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def tuning_files(dataset: str) -> frozenset[str] | None:
+    """The audio file names of a dataset's tuning part (``split.tune`` in ``conf/dataset/<dataset>.yaml``): the only
+    files calibration, warm-up and winner selection may read. None when the dataset has no split."""
+    path = conf_dir() / "dataset" / f"{dataset}.yaml"
+    if not path.is_file():
+        return None
+    tune = (OmegaConf.load(path).get("split") or {}).get("tune")
+    return frozenset(str(name) for name in tune) if tune else None
+
+
+def decode_policy(name: str) -> dict:
+    """A ``conf/decode`` option as plain ``DecodeOptions`` fields (``greedy``, ``beam5``, ``fallback``)."""
+    return OmegaConf.to_container(load_option("decode", name), resolve=True)

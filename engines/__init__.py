@@ -1,4 +1,4 @@
-"""Model back-ends behind one interface (``engines.base.Engine``), loaded by name.
+"""Model back-ends behind one interface (``engines.base.BaseEngine``), loaded by name.
 
 Engines are imported lazily so that, e.g., using Whisper never imports CTranslate2.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from asrforge.engines.base import BaseEngine, Capabilities, DecodeOptions, Engine, EngineConfig
+from asrforge.engines.base import BaseEngine, Capabilities, DecodeOptions, EngineConfig
 from asrforge.errors import ConfigError
 
 # name -> "module:class"; the config dataclass of each engine names it in its ``engine`` ClassVar.
@@ -17,6 +17,10 @@ ENGINES: dict[str, str] = {
     "faster_whisper": "asrforge.engines.faster_whisper:FasterWhisperEngine",
     "vllm": "asrforge.engines.vllm:VLLMEngine",  # optional: a GPU and the vllm extra, in a venv of its own
 }
+# The engines above whose class is a ``TorchEngine`` (a transformers model driven by ``generate``): the default of a
+# plugin's ``Requirements.engines``, checked by name before any engine module is imported. A test holds this set
+# equal to the classes, so the class stays the one truth.
+TORCH_ENGINES = frozenset({"whisper", "qwen3_asr"})
 
 
 def engine_class(name: str) -> type[BaseEngine]:
@@ -36,9 +40,9 @@ __all__ = [
     "BaseEngine",
     "Capabilities",
     "DecodeOptions",
-    "Engine",
     "EngineConfig",
     "ENGINES",
+    "TORCH_ENGINES",
     "engine_class",
     "load_engine",
 ]

@@ -1,19 +1,41 @@
 """The engine interface: every model back-end turns a batch of 16 kHz mono float32 arrays into ``Transcript`` objects.
 
-Plugins (``asrforge.optimizations``) act on an engine through the few public handles defined here:
-``model`` and ``encoder_module()``/``decoder_module()`` for graph-level changes, ``generate_kwargs`` for
-decoding changes (static cache, compile config), ``inference_mode`` for the autograd context, and
-``output_hooks`` for post-processing that may re-decode (repetition guard).
+``BaseEngine`` is the interface of every engine; ``TorchEngine`` the base of those built on a transformers model and
+``generate`` (plugins that need one declare it in ``Requirements.engines``, so ``apply`` receives a ``TorchEngine``).
+
+The handles a plugin may write, each with its contract (nothing else of an engine is a plugin's to change):
+
+BaseEngine
+- ``output_hooks``: append ``hook(engine, batch, options, transcripts) -> transcripts``; run in order after
+  ``decode``; a hook may re-decode through ``engine.decode`` (never ``transcribe``, which would run the hooks again).
+- ``batch_variance``: set to a one-line reason when the plugin makes a clip's transcript depend on its batch mates;
+  the server then batches only if told it may.
+- ``stream_settings``: replace (``dataclasses.replace``) to change how ``stream_session()`` decodes live streams.
+- ``stats[plugin name]``: counters for the benchmark record (e.g. draft acceptance); plain JSON values.
+- ``decode``: may be wrapped (an instance attribute calling the previous one) to change how a batch is split or
+  padded before the model sees it (shape buckets, one clip at a time); the transcripts keep the batch's order.
+- ``applied_plugins``: appended by ``compose`` only, never by a plugin. A plugin may keep what it owns on the engine
+  under an attribute named after it (``speculative_draft``).
+
+TorchEngine
+- ``model``: may be changed in place (attention implementation, quantized or compiled modules) if the outputs stay
+  those of the unoptimised path within the plugin's stated tolerance.
+- ``encoder_module()`` / ``decoder_module()``: the modules to transform; a plugin that swaps the encoder calls
+  ``watch_encoder()`` again so encode time stays measured.
+- ``generate_kwargs``: extra keyword arguments of every ``model.generate`` call (cache implementation, compile
+  config, assistant model, streamer); add keys, never remove another plugin's.
+- ``inference_mode``: True to decode under ``torch.inference_mode()`` instead of ``torch.no_grad()``.
+- ``host_transfer``: ``(tensor, dtype or None) -> tensor on the device``, the one host-to-device copy path.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -32,17 +54,90 @@ from asrforge.transcript import Transcript
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """Per-request decoding choices; the same fields the OpenAI audio API exposes, plus a few engine knobs."""
+    """Per-request decoding choices: the OpenAI audio API's fields plus the decoding policy faster-whisper and
+    openai-whisper expose (beam search, temperature fallback and its thresholds, conditioning on previous text).
+
+    The defaults are plain greedy decoding; ``conf/decode/`` names whole policies (``greedy``, ``beam5``,
+    ``fallback`` = faster-whisper's default) and :meth:`from_mapping` builds one. An engine that cannot honour a field
+    refuses the request in ``check_options`` with a one-line reason instead of ignoring it.
+    """
 
     language: str | None = None  # ISO 639-1 code; None = detect (or the model's only language)
     task: Literal["transcribe", "translate"] = "transcribe"
-    prompt: str | None = None
-    temperature: float = 0.0  # 0 = greedy
-    beam_size: int = 1
+    prompt: str | None = None  # initial prompt: text before the first window (OpenAI's ``prompt``)
+    # One temperature, or a fallback ladder tried in order while a window fails the thresholds below (0 = greedy or
+    # beam search; > 0 samples).
+    temperature: float | tuple[float, ...] = 0.0
+    beam_size: int = 1  # 1 = greedy at temperature 0
+    patience: float = 1.0  # beam search: stop after beam_size * patience finished candidates (faster-whisper only)
+    length_penalty: float | None = None  # beam ranking; None = divide the sum of log-probs by the length
+    compression_ratio_threshold: float | None = None  # gzip ratio above which a window is re-decoded hotter
+    log_prob_threshold: float | None = None  # mean token log-prob below which a window is re-decoded hotter
+    no_speech_threshold: float | None = None  # no-speech probability above which a low-log-prob window is skipped
+    condition_on_previous_text: bool = False  # long-form: each window prompted with the text decoded so far
     max_new_tokens: int | None = None  # None = the engine's bound for the audio's length
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     word_timestamps: bool = False
+
+    def __post_init__(self) -> None:
+        ladder = self.temperatures
+        if not ladder or any(t < 0 for t in ladder):
+            raise UnsupportedOptionError(
+                "temperature must be >= 0 (one value or a non-empty list)", param="temperature"
+            )
+        if isinstance(self.temperature, list):  # hashable, so options can key a batch
+            object.__setattr__(self, "temperature", tuple(self.temperature))
+        if self.beam_size < 1:
+            raise UnsupportedOptionError("beam_size must be >= 1", param="beam_size")
+        if self.patience <= 0:
+            raise UnsupportedOptionError("patience must be > 0", param="patience")
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        """The temperature ladder (one entry when there is no fallback)."""
+        value = self.temperature
+        return tuple(float(t) for t in value) if isinstance(value, (tuple, list)) else (float(value),)
+
+    @property
+    def fallback(self) -> bool:
+        """Whether a window may be re-decoded: more than one temperature and a threshold that can trigger it."""
+        return len(self.temperatures) > 1 and (
+            self.compression_ratio_threshold is not None or self.log_prob_threshold is not None
+        )
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        """The decoding-policy fields alone (what ``conf/decode`` sets), as plain JSON types."""
+        return {
+            name: (list(value) if isinstance(value, tuple) else value)
+            for name, value in ((name, getattr(self, name)) for name in POLICY_FIELDS)
+        }
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> DecodeOptions:
+        """Options from a config mapping (a ``conf/decode`` node, JSON), keys of ``overrides`` winning; a list
+        temperature becomes a tuple; an unknown key is an error, not silently dropped."""
+        merged = {**(values or {}), **{key: value for key, value in overrides.items() if value is not None}}
+        unknown = sorted(set(merged) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UnsupportedOptionError(f"unknown decode option(s): {', '.join(unknown)}")
+        if isinstance(merged.get("temperature"), (list, tuple)):
+            merged["temperature"] = tuple(float(t) for t in merged["temperature"])
+        return cls(**merged)
+
+
+# What a decoding policy (conf/decode/*.yaml) sets; the other fields are per request.
+POLICY_FIELDS = (
+    "temperature",
+    "beam_size",
+    "patience",
+    "length_penalty",
+    "compression_ratio_threshold",
+    "log_prob_threshold",
+    "no_speech_threshold",
+    "condition_on_previous_text",
+)
 
 
 @dataclass(frozen=True)
@@ -84,19 +179,6 @@ class EngineConfig:
 
 
 OutputHook = Callable[["BaseEngine", Sequence[np.ndarray], DecodeOptions, list[Transcript]], list[Transcript]]
-
-
-@runtime_checkable
-class Engine(Protocol):
-    name: str
-    model_name: str
-    device: str
-    dtype: str
-    capabilities: Capabilities
-
-    def transcribe(self, batch: Sequence[np.ndarray], options: DecodeOptions = ...) -> list[Transcript]: ...
-
-    def stream_session(self, options: DecodeOptions = ..., finals: bool = ...) -> StreamSession: ...
 
 
 class BaseEngine(ABC):

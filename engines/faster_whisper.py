@@ -1,7 +1,9 @@
 """faster-whisper (CTranslate2): the peer baseline row, run as shipped, never optimised.
 
-It decodes the way the ``whisper`` engine does, so the two rows differ in runtime only: timestamps predicted (its
-default), no previous text as prompt, one temperature (no fallback) and no silence skipping. A batch is decoded clip
+It decodes with the same ``DecodeOptions`` as the ``whisper`` engine (timestamps predicted, its default; beam size,
+temperature ladder, thresholds and previous-text conditioning passed through), so the two rows of one decoding policy
+differ in runtime only. The options' defaults are greedy without fallback; faster-whisper's own default policy is
+``conf/decode/fallback.yaml``. A batch is decoded clip
 by clip: ``BatchedInferencePipeline`` needs VAD chunks and decodes without timestamps, which changes the transcript.
 ``faster_whisper`` (and so CTranslate2) is imported when the engine is built, not with this module.
 """
@@ -31,9 +33,7 @@ class FasterWhisperConfig(EngineConfig):
 
     engine: ClassVar[str] = "faster_whisper"
     model: str = "tiny.en"
-    beam_size: int = 1  # greedy, as the whisper rows; a request's own DecodeOptions.beam_size (if not 1) wins
     cpu_threads: int = 0  # 0 = the CPU quota of this process (CTranslate2's own default oversubscribes containers)
-    condition_on_previous_text: bool = False
 
     def resolved_dtype(self) -> str:
         if self.dtype != "auto":
@@ -82,12 +82,14 @@ class FasterWhisperEngine(BaseEngine):
                 audio,
                 language=options.language,
                 task=options.task,
-                beam_size=options.beam_size if options.beam_size != 1 else self.config.beam_size,
-                temperature=[options.temperature],
-                compression_ratio_threshold=None,
-                log_prob_threshold=None,
-                no_speech_threshold=None,
-                condition_on_previous_text=self.config.condition_on_previous_text,
+                beam_size=options.beam_size,
+                patience=options.patience,
+                length_penalty=1.0 if options.length_penalty is None else options.length_penalty,
+                temperature=list(options.temperatures),
+                compression_ratio_threshold=options.compression_ratio_threshold,
+                log_prob_threshold=options.log_prob_threshold,
+                no_speech_threshold=options.no_speech_threshold,
+                condition_on_previous_text=options.condition_on_previous_text,
                 initial_prompt=options.prompt or None,
                 repetition_penalty=options.repetition_penalty,
                 no_repeat_ngram_size=options.no_repeat_ngram_size,

@@ -37,6 +37,7 @@ from asrforge.engines.qwen3_asr_convert import hf_checkpoint
 from asrforge.engines.qwen3_asr_processor import build_processor, load_processor, token_ids_for_config
 from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.weights import RANDOM, random_id
+from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer
 from asrforge.transcript import Segment, Transcript
 
@@ -154,6 +155,12 @@ class Qwen3ASREngine(TorchEngine):
     def encoder_module(self) -> torch.nn.Module:
         return self.model.model.audio_tower
 
+    def check_options(self, options: DecodeOptions) -> None:
+        super().check_options(options)
+        refusal = unsupported_decode_option(options)
+        if refusal is not None:
+            raise UnsupportedOptionError(refusal[1], param=refusal[0])
+
     def decoder_module(self) -> torch.nn.Module:
         return self.model.model.language_model
 
@@ -263,12 +270,32 @@ def _until_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:
     return tokens
 
 
+def unsupported_decode_option(options: DecodeOptions) -> tuple[str, str] | None:
+    """(field, reason) of the first decoding-policy option Qwen3-ASR's ``generate`` cannot honour, or None.
+
+    ``generate`` gives it beam search (``num_beams``, ``length_penalty``) and one sampling temperature; the Whisper
+    policy's re-decoding ladder, its thresholds and previous-text conditioning have no counterpart there.
+    """
+    if len(options.temperatures) > 1:
+        return "temperature", "qwen3_asr has no temperature fallback: give one temperature"
+    for name in ("compression_ratio_threshold", "log_prob_threshold", "no_speech_threshold"):
+        if getattr(options, name) is not None:
+            return name, f"qwen3_asr has no temperature fallback, so no {name}"
+    if options.condition_on_previous_text:
+        return "condition_on_previous_text", "qwen3_asr decodes each chunk alone (no previous-text conditioning)"
+    if options.patience != 1.0:
+        return "patience", "qwen3_asr's beam search (transformers generate) has no patience"
+    return None
+
+
 def _sampling_kwargs(options: DecodeOptions) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if options.beam_size > 1:
         kwargs["num_beams"] = options.beam_size
-    if options.temperature > 0:
-        kwargs.update(do_sample=True, temperature=options.temperature)
+        if options.length_penalty is not None:
+            kwargs["length_penalty"] = options.length_penalty
+    if options.temperatures[0] > 0:
+        kwargs.update(do_sample=True, temperature=options.temperatures[0])
     if options.repetition_penalty != 1.0:
         kwargs["repetition_penalty"] = options.repetition_penalty
     if options.no_repeat_ngram_size > 0:

@@ -7,11 +7,11 @@ Two sessions share one interface (``feed`` / ``pause`` / ``finish``):
 - ``IncrementalSession`` (engines with an ``IncrementalDecoder``): decodes only the *open window*, the audio since
   the last commit, and forces the window's *fixed* tokens as the decoder's prefix.
 
-When text is fixed: a token is fixed once ``stable_chunks`` consecutive hypotheses agree on it (local agreement, as
-whisper_streaming does); fixed tokens are never taken back and are forced as the prefix of later hypotheses, so
-their KV cache can be kept (``kv_reuse``) and the cache is rolled back (``DynamicCache.crop``) to the end of the
-fixed prefix after each hypothesis. The window is *committed* at a pause the caller's VAD reports, or when it
-reaches ``max_window_s``: its text joins the committed transcript and its audio and caches are dropped, so the
+When text is fixed: a token is fixed once ``stable_chunks`` consecutive hypotheses agree on it (local agreement,
+asrforge/agreement.py, as whisper_streaming does); fixed tokens are never taken back and are forced as the prefix of
+later hypotheses, so their KV cache can be kept (``kv_reuse``) and the cache is rolled back (``DynamicCache.crop``) to
+the end of the fixed prefix after each hypothesis. The window is *committed* at a pause the caller's VAD reports, or
+when it reaches ``max_window_s``: its text joins the committed transcript and its audio and caches are dropped, so the
 cost of a chunk stays bounded however long the stream runs.
 """
 
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from asrforge.agreement import LocalAgreement
 from asrforge.constants import SAMPLE_RATE
 
 if TYPE_CHECKING:
@@ -138,20 +139,18 @@ class IncrementalSession(StreamSession):
         self._committed: list[str] = []
         self._window: list[np.ndarray] = []
         self._window_samples = 0
-        self._fixed: list[int] = []
-        self._recent: list[list[int]] = []  # the last stable_chunks hypotheses of this window
+        self._agreement: LocalAgreement[int] = LocalAgreement(settings.stable_chunks)  # over this window's tokens
 
     def feed(self, samples: np.ndarray) -> StreamUpdate:
         started = time.perf_counter()
         samples = np.asarray(samples, dtype=np.float32)
         self._window.append(samples)
         self._window_samples += samples.size
-        tokens = self.decoder.hypothesis(np.concatenate(self._window), list(self._fixed))
-        if tokens[: len(self._fixed)] != self._fixed:
+        fixed = self._agreement.fixed
+        tokens = self.decoder.hypothesis(np.concatenate(self._window), list(fixed))
+        if tokens[: len(fixed)] != fixed:
             raise RuntimeError("the decoder did not keep the forced fixed prefix")
-        self._recent = [*self._recent, tokens][-self.settings.stable_chunks :]
-        if len(self._recent) == self.settings.stable_chunks:
-            self._fixed = _common_prefix(self._recent)
+        self._agreement.add(tokens)
         if self._window_samples >= self.settings.max_window_s * SAMPLE_RATE:
             self._commit()
         return self.update(time.perf_counter() - started)
@@ -166,11 +165,11 @@ class IncrementalSession(StreamSession):
         return _join(*self._committed)
 
     def update(self, latency_s: float) -> StreamUpdate:
-        latest = self._recent[-1] if self._recent else []
-        fixed = self.decoder.text(self._fixed)
+        latest, fixed_tokens = self._agreement.latest, self._agreement.fixed
+        fixed = self.decoder.text(fixed_tokens)
         whole = self.decoder.text(latest)
         # A token boundary need not be a character boundary (byte-level tokens): then decode the tail alone.
-        tentative = whole[len(fixed) :] if whole.startswith(fixed) else self.decoder.text(latest[len(self._fixed) :])
+        tentative = whole[len(fixed) :] if whole.startswith(fixed) else self.decoder.text(latest[len(fixed_tokens) :])
         return StreamUpdate(committed=_join(*self._committed), fixed=fixed, tentative=tentative, latency_s=latency_s)
 
     def _commit(self) -> None:
@@ -178,11 +177,11 @@ class IncrementalSession(StreamSession):
             if self._final is not None:
                 text = self._final(np.concatenate(self._window))
             else:
-                text = self.decoder.text(self._recent[-1]) if self._recent else ""
+                text = self.decoder.text(self._agreement.latest)
             if text.strip():
                 self._committed.append(text.strip())
         self._window, self._window_samples = [], 0
-        self._fixed, self._recent = [], []
+        self._agreement.reset()
         self.decoder.reset()
 
 
@@ -191,15 +190,6 @@ def rollback(cache: Cache, length: int) -> None:
     extra = cache.get_seq_length() - length
     if extra > 0:
         cache.crop(-extra)
-
-
-def _common_prefix(sequences: list[list[int]]) -> list[int]:
-    prefix: list[int] = []
-    for column in zip(*sequences, strict=False):
-        if any(token != column[0] for token in column):
-            break
-        prefix.append(column[0])
-    return prefix
 
 
 def _join(*texts: str) -> str:

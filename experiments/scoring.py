@@ -55,6 +55,14 @@ def error_rate(reference: str, hypothesis: str, language: str | None) -> float:
     return 100.0 * measure(normalize(reference, language), normalize(hypothesis, language))
 
 
+def file_counts(reference: str, hypothesis: str, language: str | None) -> tuple[int, int]:
+    """(errors, reference length) of one file after normalisation: words, or characters for zh/ja/ko. Corpus rates
+    and their bootstrap intervals over files (experiments/bench/bootstrap.py) are sums of these."""
+    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
+    out = (jiwer.process_characters if uses_cer(language) else jiwer.process_words)(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, out.substitutions + out.deletions + out.hits
+
+
 def score(references: Sequence[str], hypotheses: Sequence[str], languages: Sequence[str | None]) -> Score:
     if not len(references) == len(hypotheses) == len(languages):
         raise ValueError("references, hypotheses and languages must have one entry per file")

@@ -6,6 +6,7 @@ never needs the ``Combination`` that imports the plugin registry.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from asrforge.engines import load_engine
 from asrforge.engines.base import BaseEngine, EngineConfig
 from asrforge.errors import ConfigError, RefusedCombinationError
 from asrforge.optimizations.base import REGISTRY, Plugin, Target, combination_refusal, compose
+from asrforge.timing import synchronize
 
 
 def make_plugin(name: str, settings: Mapping[str, Any] | None = None) -> Plugin:
@@ -35,9 +37,18 @@ def make_plugins(names: Sequence[str], settings: Mapping[str, Any] | None = None
     return [make_plugin(name, settings) for name in names]
 
 
-def assemble(config: EngineConfig, plugins: Sequence[Plugin]) -> BaseEngine:
-    """Load the engine and apply the plugins; refuses (``RefusedCombinationError``) before loading weights."""
+def assemble(config: EngineConfig, plugins: Sequence[Plugin], timings: dict[str, float] | None = None) -> BaseEngine:
+    """Load the engine and apply the plugins; refuses (``RefusedCombinationError``) before loading weights.
+
+    ``timings``, when given, receives ``load_s`` and ``apply_s`` (the harness reports them)."""
     reason = combination_refusal(Target.from_config(config), plugins)
     if reason:
         raise RefusedCombinationError(reason)
-    return compose(load_engine(config), plugins)
+    started = time.perf_counter()
+    engine = load_engine(config)
+    loaded = time.perf_counter()
+    engine = compose(engine, plugins)
+    synchronize(engine.device)
+    if timings is not None:
+        timings.update(load_s=loaded - started, apply_s=time.perf_counter() - loaded)
+    return engine

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 
 
-def set_attention(engine: BaseEngine, implementation: str) -> BaseEngine:
+def set_attention(engine: TorchEngine, implementation: str) -> TorchEngine:
     """Use ``implementation`` ("sdpa", "flash_attention_2", "eager") in every attention layer of the engine's model."""
-    assert isinstance(engine, TorchEngine)
     engine.model.set_attn_implementation(implementation)
     return engine

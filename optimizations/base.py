@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from asrforge.engines import TORCH_ENGINES
 from asrforge.errors import RefusedCombinationError
 
 if TYPE_CHECKING:
     from asrforge.engines.base import BaseEngine, EngineConfig
-
-# Engines whose model is a torch module driven by transformers' generate (the graph-level plugins need one).
-TORCH_ENGINES = frozenset({"whisper", "qwen3_asr"})
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class Requirements:
     min_capability: tuple[int, int] | None = None
     dtypes: frozenset[str] | None = None
     packages: tuple[str, ...] = ()  # importable module names
-    engines: frozenset[str] | None = TORCH_ENGINES
+    engines: frozenset[str] | None = TORCH_ENGINES  # None: any engine; by default the TorchEngine ones
     conflicts: frozenset[str] = field(default_factory=frozenset)  # plugin names it cannot be combined with
 
     def refusal(self, name: str, target: Target) -> str | None:

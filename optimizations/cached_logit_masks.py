@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers.generation.logits_process import SuppressTokensAtBeginLogitsProcessor, SuppressTokensLogitsProcessor
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
 
 
@@ -61,8 +61,7 @@ class CachedLogitMasks(Plugin):
     order = 40
     requires = Requirements(engines=frozenset({"whisper"}))
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         model = engine.model
         build = model._retrieve_logit_processors
 

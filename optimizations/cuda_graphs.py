@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from transformers import CompileConfig
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
 from asrforge.optimizations.shape_buckets import install_buckets
 
@@ -38,8 +38,7 @@ class CudaGraphs(Plugin):
     length_buckets: tuple[int, ...] = (256, 512, 768, 1024, 1536, 2048, 4096)
     fullgraph: bool = False
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         engine.generate_kwargs["compile_config"] = CompileConfig(
             mode="reduce-overhead", fullgraph=self.fullgraph, dynamic=False
         )

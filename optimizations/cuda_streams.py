@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
 from asrforge.optimizations.host_transfer import HostTransfer
 
@@ -22,7 +22,6 @@ class CudaStreams(Plugin):
     order = 10
     requires = Requirements(devices=frozenset({"cuda"}), conflicts=frozenset({"pinned_transfer"}))
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         engine.host_transfer = HostTransfer(engine.device, side_stream=True)
         return engine

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
 
 
@@ -25,8 +25,7 @@ class EncoderCompile(Plugin):
     mode: str | None = None  # None = Inductor's default; "max-autotune" tunes kernels (minutes of compile)
     dynamic: bool = False  # the window is fixed: specialise on it
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         encoder = engine.encoder_module()
         # The compiled forward replaces the module's own, so the engine's timing hooks stay outside the graph.
         encoder.forward = torch.compile(encoder.forward, mode=self.mode, dynamic=self.dynamic)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, register
 
 
@@ -18,8 +18,7 @@ class EvalMode(Plugin):
     name = "eval_mode"
     order = 0
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         engine.model.eval()
         engine.model.requires_grad_(False)
         engine.inference_mode = True

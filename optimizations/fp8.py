@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
 TARGETS = ("encoder", "decoder", "lm_head")
@@ -43,10 +43,9 @@ class FP8(Plugin):
             return f"fp8: unknown target(s) {', '.join(unknown)} (known: {', '.join(TARGETS)})"
         return super().refusal(target)
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
-        assert isinstance(engine, TorchEngine)
         config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
         if "encoder" in self.targets:
             quantize_(engine.encoder_module(), config, filter_fn=fp8_eligible)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
 TARGETS = ("encoder", "decoder", "lm_head")
@@ -58,8 +58,7 @@ class Int8Dynamic(Plugin):
             return f"int8_dynamic: unknown backend {backend!r} (auto, torchao, fbgemm)"
         return None
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         backend = self.resolved_backend(torch.device(engine.device).type)
         quantize = (
             functools.partial(_quantize_fbgemm, per_channel=self.per_channel)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import onnxruntime
 import torch
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.optimizations.onnx_export import (
     ExportKey,
@@ -62,7 +62,6 @@ class OnnxEncoderPlugin(Plugin):
             return "onnx_encoder on cuda needs onnxruntime-gpu (this onnxruntime has no CUDAExecutionProvider)"
         return None
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         replace_encoder(engine, providers_for(engine.device), self.tolerance)
         return engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
 from asrforge.optimizations.host_transfer import HostTransfer
 
@@ -18,7 +18,6 @@ class PinnedTransfer(Plugin):
     # cuda_streams stages through the same pinned buffers itself (a side-stream copy is only asynchronous from them).
     requires = Requirements(devices=frozenset({"cuda"}), conflicts=frozenset({"cuda_streams"}))
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         engine.host_transfer = HostTransfer(engine.device)
         return engine

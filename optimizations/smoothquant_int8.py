@@ -3,8 +3,7 @@
 SmoothQuant moves activation outliers into the weights: each input channel j of a Linear is divided by
 s_j = max|X_j|^alpha / max|W_j|^(1-alpha) and its weight column multiplied by it, so int8 activation quantization
 loses less. The per-channel maxima come from running the engine on calibration audio (by default the shortest,
-median and longest dev-set clips: the harness's WER on the dev set then includes the calibration clips; the scales
-are per-channel maxima, not fitted parameters, so the leak is small).
+median and longest clips of the dev set's tuning part, so the test part the report scores never calibrates).
 
 Two back-ends, chosen per device as ``int8_dynamic`` chooses them: on CUDA torchao's ``SmoothQuantConfig`` over
 ``Int8DynamicActivationInt8WeightConfig`` (int8 tensor-core GEMMs); on CPU the smoothing of ``smoothing.py`` in front
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from asrforge.audio import load_audio
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.optimizations.smoothing import ChannelRange, linears_to_smooth, smooth
 from asrforge.optimizations.warmup import representative_clips
@@ -46,7 +45,7 @@ class SmoothQuantInt8(Plugin):
     targets: tuple[str, ...] = TARGETS
     backend: str = "auto"  # "auto" (fbgemm on CPU, torchao on CUDA) | "torchao" | "fbgemm"
     alpha: float = 0.5  # migration strength: 0 = plain W8A8, 1 = all of the activation range moved to the weights
-    calibration_audio: Sequence[str] = ()  # files; empty = shortest, median and longest dev-set clips
+    calibration_audio: Sequence[str] = ()  # files; empty = shortest, median, longest tuning-part dev clips
 
     def calibration_paths(self) -> list[Path]:
         if self.calibration_audio:
@@ -76,8 +75,7 @@ class SmoothQuantInt8(Plugin):
             return self.backend
         return "fbgemm" if device_type == "cpu" else "torchao"
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         modules = [engine.encoder_module()] * ("encoder" in self.targets) + [engine.decoder_module()] * (
             "decoder" in self.targets
         )

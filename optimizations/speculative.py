@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from asrforge.config import group_options, load_option
-from asrforge.engines.base import BaseEngine, DecodeOptions, TorchEngine
+from asrforge.engines.base import DecodeOptions, TorchEngine
 from asrforge.engines.weights import names_a_checkpoint, sibling_node, with_overrides
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.transcript import Transcript
@@ -103,8 +103,7 @@ class Speculative(Plugin):
             raise ValueError(f"speculative: draft {self.draft!r} does not share the target's tokenizer")
         return draft
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         draft = self.load_draft(engine)
         config = draft.model.generation_config
         config.num_assistant_tokens = self.num_assistant_tokens

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import onnxruntime
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.optimizations.onnx_encoder import replace_encoder
 from asrforge.optimizations.onnx_export import providers_for
@@ -44,8 +44,7 @@ class TensorRTEncoder(Plugin):
             return "tensorrt_encoder needs onnxruntime-gpu with the TensorrtExecutionProvider, which this one lacks"
         return None
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         providers = providers_for(engine.device, tensorrt=True, trt_cache=cache_dir() / "tensorrt")
         replace_encoder(engine, providers, self.tolerance)
         return engine

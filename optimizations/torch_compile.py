@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from transformers import CompileConfig
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Target, register
 
 TARGETS = ("encoder", "decoder")
@@ -38,8 +38,7 @@ class TorchCompile(Plugin):
             return "torch_compile mode reduce-overhead captures CUDA graphs and needs a cuda device"
         return super().refusal(target)
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         if "encoder" in self.targets:
             encoder = engine.encoder_module()
             encoder.forward = torch.compile(

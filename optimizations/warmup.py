@@ -2,7 +2,8 @@
 initialisation, kernel selection, allocator growth or compilation.
 
 Silence is not representative: it decodes to a couple of tokens and never exercises long decodes or the
-long-form (> one window) path. The default takes the shortest, median and longest clips of the dev set.
+long-form (> one window) path. The default takes the shortest, median and longest clips of the dev set's tuning part
+(``split.tune`` in ``conf/dataset/dev.yaml``): the test part is for reporting only.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from asrforge.audio import load_audio
+from asrforge.config import tuning_files
 from asrforge.engines.base import BaseEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.paths import eval_data_dir
 
 
-def representative_clips(manifest: Path) -> list[Path]:
-    """Shortest, median and longest clip of a manifest (different lengths exercise different shapes)."""
+def representative_clips(manifest: Path, dataset: str = "dev") -> list[Path]:
+    """Shortest, median and longest clip of a manifest's tuning part (different lengths exercise different shapes);
+    every clip when ``dataset`` names no split."""
     records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    tune = tuning_files(dataset)
+    records = [record for record in records if tune is None or Path(record["audio"]).name in tune] or records
     records.sort(key=lambda record: record["duration_s"])
     picks = {0, len(records) // 2, len(records) - 1}
     return [manifest.parent / records[index]["audio"] for index in sorted(picks)]
@@ -35,7 +40,7 @@ class Warmup(Plugin):
     order = 100  # last: it must run the engine exactly as every other plugin left it
     requires = Requirements(engines=None)
 
-    audio: Sequence[str] = ()  # files; empty = representative clips of the dev set
+    audio: Sequence[str] = ()  # files; empty = representative clips of the dev set's tuning part
     calls: int = 1  # per clip and batch size
     batch_sizes: Sequence[int] = (1,)
 

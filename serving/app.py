@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from omegaconf import DictConfig, OmegaConf
 
 from asrforge.combination import Combination
+from asrforge.config import decode_policy
 from asrforge.engines.base import BaseEngine
 from asrforge.engines.weights import RANDOM
 from asrforge.errors import RefusedCombinationError
@@ -48,6 +49,7 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
     share one loaded engine); otherwise the scheduler's thread loads the configured combination."""
     cfg = OmegaConf.create(dict(cfg or {})) if not isinstance(cfg, DictConfig) else cfg
     settings = ServerSettings.from_config(cfg.get("serving"))
+    decode_policy(settings.decode)  # an unknown policy name fails here, with the known ones, not at the first request
     if engine is not None:
         if settings.repetition_guard and REPETITION_GUARD not in engine.applied_plugins:
             engine = compose(engine, make_plugins([REPETITION_GUARD]))

@@ -5,8 +5,8 @@ order of outgoing events (docs/realtime.md describes the protocol). Audio goes f
 int16 view (``np.frombuffer``, no copy) and is converted once, straight into the session's float32 buffer.
 
 Partial transcripts re-decode the utterance so far and send only the words two consecutive hypotheses agree on
-(local agreement, as whisper_streaming does), so a delta is never taken back; the final transcript of an
-utterance is one decode of all of it.
+(local agreement, asrforge/agreement.py, as whisper_streaming does), so a delta is never taken back; the final
+transcript of an utterance is one decode of all of it.
 
 Where the served combination has a streaming plugin (kv_reuse, causal_encoder, dual_model), partials come from
 the engine's stream session instead (``engine.stream_session()``, one per utterance): each partial feeds only the
@@ -34,6 +34,7 @@ import numpy as np
 import soxr
 from starlette.concurrency import run_in_threadpool
 
+from asrforge.agreement import LocalAgreement
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.engines.stream_session import StreamSession, StreamUpdate
@@ -58,7 +59,7 @@ class _Utterance:
     item_id: str
     start: int  # absolute sample index in the session's stream
     agreed: list[str] = field(default_factory=list)  # words already sent as deltas
-    last_hypothesis: list[str] = field(default_factory=list)
+    agreement: LocalAgreement[str] = field(default_factory=LocalAgreement)  # over the re-decoded partials' words
     partial_in_flight: bool = False
     finished: bool = False
     stream: StreamSession | None = None  # the engine's stream session, where a streaming plugin is served
@@ -292,11 +293,7 @@ class RealtimeSession:
         utterance.partial_in_flight = False
         if utterance.finished:
             return []  # the final transcript is on its way; a late partial would only repeat it
-        words = transcript.text.split()
-        agreed = _common_prefix(utterance.last_hypothesis, words)
-        utterance.last_hypothesis = words
-        new = agreed[len(utterance.agreed) :] if agreed[: len(utterance.agreed)] == utterance.agreed else []
-        return _delta_event(utterance, new)
+        return _delta_event(utterance, utterance.agreement.add(transcript.text.split()))
 
     async def _stream_delta(self, utterance: _Utterance, future: asyncio.Future[StreamUpdate]) -> list[Event]:
         update = await future
@@ -343,12 +340,3 @@ def _delta_event(utterance: _Utterance, new: list[str]) -> list[Event]:
     utterance.agreed += new
     return [{"type": "conversation.item.input_audio_transcription.delta", "item_id": utterance.item_id,
              "content_index": 0, "delta": delta}]  # fmt: skip
-
-
-def _common_prefix(a: list[str], b: list[str]) -> list[str]:
-    prefix = []
-    for left, right in zip(a, b, strict=False):
-        if left != right:
-            break
-        prefix.append(left)
-    return prefix

@@ -1,5 +1,6 @@
-"""From uploaded bytes to a transcript: decode, check limits, cut long audio at silences, decode through the
-scheduler, stitch. HTTP responses and SSE streams both go through here, so they transcribe the same way."""
+"""From uploaded bytes to a transcript: decode, check limits, then the core pipeline (asrforge/pipeline.py: cut long
+audio at silences, stitch) around a decode through the scheduler, which batches across requests. HTTP responses and
+SSE streams both go through here, and the CLI and the harness through the same pipeline, so all transcribe alike."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from asrforge.audio import load_audio, probe_duration
-from asrforge.chunking import Chunk, plan_chunks, stitch
+from asrforge.chunking import Chunk, stitch
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
+from asrforge.pipeline import Pipeline, Plan
 from asrforge.serving.errors import APIError
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import ServerSettings
@@ -70,14 +72,21 @@ class TranscriptionService:
             raise _too_long(audio.duration_s, limit)
         return audio
 
+    def pipeline(self, engine: BaseEngine) -> Pipeline:
+        return Pipeline(engine, self.settings.vad, self.settings.chunking.max_chunk_s, detector=self.detector)
+
+    async def plan(self, audio: Audio, engine: BaseEngine, streaming: bool = False) -> Plan:
+        """The pipeline's plan: the whole clip when it fits the chunk length, else speech cut at silences."""
+        pipeline = self.pipeline(engine)
+        max_chunk_s = pipeline.max_chunk_s
+        if streaming:
+            max_chunk_s = min(max_chunk_s, self.settings.chunking.stream_max_chunk_s)
+        spans = await self.speech_spans(audio) if pipeline.needs_vad(audio.samples, max_chunk_s) else None
+        return pipeline.plan(audio.samples, spans, max_chunk_s)
+
     async def chunks(self, audio: Audio, engine: BaseEngine, streaming: bool = False) -> list[Chunk]:
-        """The pieces to decode: the whole clip when it fits the chunk length, else speech cut at silences."""
-        window = self.settings.chunking.max_chunk_s or engine.capabilities.window_s
-        max_chunk_s = min(window, self.settings.chunking.stream_max_chunk_s) if streaming else window
-        if audio.duration_s <= max_chunk_s:
-            return [Chunk(0, audio.samples.size)]
-        spans = await self.speech_spans(audio)
-        return plan_chunks(spans, audio.samples.size, max_chunk_s, SAMPLE_RATE, audio=audio.samples)
+        """The pieces to decode (see ``plan``)."""
+        return (await self.plan(audio, engine, streaming)).chunks
 
     async def speech_spans(self, audio: Audio) -> list[tuple[int, int]]:
         """Silero's speech spans of ``audio`` (padded by ``vad.speech_pad_ms``), computed once per upload."""
@@ -87,10 +96,10 @@ class TranscriptionService:
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
         engine = await self.scheduler.wait_ready()
-        chunks = await self.chunks(audio, engine)
-        pieces = [chunk.audio(audio.samples) for chunk in chunks]
+        plan = await self.plan(audio, engine)
+        pieces = plan.pieces()
         transcripts = await self.scheduler.transcribe(pieces, options, Priority.BATCH) if pieces else []
-        return _whole(chunks, transcripts, audio)
+        return plan.join(transcripts)
 
     async def start_stream(self, audio: Audio, options: DecodeOptions) -> StreamJob:
         """Queue every chunk now (so a full queue is a 429, not an error event mid-stream)."""
@@ -107,12 +116,6 @@ class TranscriptionService:
             raise APIError(
                 504, f"The request took longer than {self.settings.limits.request_timeout_s:g} s.", code="timeout"
             ) from None
-
-
-def _whole(chunks: list[Chunk], transcripts: list[Transcript], audio: Audio) -> Transcript:
-    if len(chunks) == 1 and chunks[0] == Chunk(0, audio.samples.size):
-        return transcripts[0]  # one piece, the whole file: the engine's own transcript, untouched
-    return stitch(chunks, transcripts, audio.duration_s, SAMPLE_RATE)
 
 
 def _too_long(seconds: float, limit: float) -> APIError:

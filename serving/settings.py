@@ -88,6 +88,9 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
     warmup: bool = True
     repetition_guard: bool = True
+    # The decoding policy of a request that sets none: a conf/decode option. "fallback" is faster-whisper's default
+    # (beam 5 with temperature fallback); an engine that cannot run it decodes greedily (asrforge/decoding.py).
+    decode: str = "fallback"
     limits: Limits = field(default_factory=Limits)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)

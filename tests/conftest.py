@@ -57,6 +57,12 @@ def jfk_path(dev_dir: Path) -> Path:
     return dev_dir / "fasterwhisper_jfk.wav"
 
 
+@pytest.fixture(scope="session")
+def beam_clip_path(dev_dir: Path) -> Path:
+    """A clip where tiny.en's beam search (5 beams) and greedy decoding give different words, on both engines."""
+    return dev_dir / "ljspeech_LJ001-0030.wav"  # "A very few years" greedy, "A few years" at beam 5
+
+
 class ChatServer:
     """tests/translation/chat_server.py running as its own process: ``url`` is its OpenAI base URL, ``requests()``
     the payloads it received (oldest first)."""

@@ -16,14 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+RESULTS = "results.jsonl"  # the records of a device folder, reports/<device>/results.jsonl
+
 
 @dataclass
 class BenchRecord:
     # {row, engine, engine_option, engine_config, model, plugins (applied order), requested_plugins, settings}
     combination: dict[str, Any]
     reference: bool = False  # a peer row: a speed reference, never the winner
+    # The decoding policy the row ran with: its conf/decode name ("greedy", "fallback", ...; "custom" when it matches
+    # none) and the DecodeOptions policy fields. Speed and accuracy compare only rows of the same policy.
+    policy: str | None = None
+    decode: dict[str, Any] | None = None
     device: dict[str, Any] = field(default_factory=dict)
-    dataset: dict[str, Any] = field(default_factory=dict)  # {name, manifest, files, audio_s}
+    dataset: dict[str, Any] = field(default_factory=dict)  # {name, manifest, files, audio_s, tune: [file names]}
     latency_ms: dict[str, float] | None = None  # {p50, p95, mean} per request
     first_call_ms: float | None = None  # the cold first call, before any warm-up call
     load_s: float | None = None
@@ -51,7 +57,8 @@ class BenchRecord:
     threads: int | None = None  # torch intra-op threads the row ran with
     foreign_cpu: float | None = None  # share of the machine's CPU other processes used during the timed passes
     overhead_s: dict[str, float] | None = None  # harness cost around the measurement: startup, audio_decode, wall
-    files: list[dict[str, Any]] | None = None  # per file: audio, audio_s, latency_ms, error_rate, hypothesis
+    # per file: audio, audio_s, latency_ms, error_rate, errors, words (reference words/characters), hypothesis
+    files: list[dict[str, Any]] | None = None
     run_id: str | None = None
     commit: str | None = None
     timestamp: str | None = None

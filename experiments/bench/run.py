@@ -1,9 +1,15 @@
 """``asrforge bench``: measure latency and WER of every row of a matrix on one dataset, each row in its own process,
 then write ``<report.dir>/<device>/results.jsonl``, its README and plots, and ``<report.dir>/winner.yaml``.
 
+Every row decodes with one decoding policy (the ``decode`` config group: ``fallback`` = faster-whisper's default,
+``beam5``, ``greedy``), the peer row included, so every speed ratio compares like with like. The winner is picked
+at that policy on the dataset's tuning part (experiments/bench/winner.py); then the peer, the baseline and the winner
+are run again at each of ``bench.compare_policies``, rows named ``<row>@<policy>``.
+
 A Hydra app over the packaged configs (``conf/bench.yaml``), so overrides, ``--multirun`` sweeps and launchers work::
 
-    asrforge bench                                   # whisper-tiny-en, dev set, CPU matrix
+    asrforge bench                                   # whisper-tiny-en, dev set, CPU matrix, faster-whisper's policy
+    asrforge bench decode=greedy bench.compare_policies=[]   # the whole matrix greedy, nothing else
     asrforge bench dataset=zh engine=qwen3-asr-tiny dataset.limit=3
     asrforge bench --multirun bench.batch_size=1,4
 """
@@ -13,6 +19,8 @@ from __future__ import annotations
 import logging
 import secrets
 import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,12 +35,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from asrforge.config import CONFIG_MODULE, load_option
+from asrforge.combination import Combination
+from asrforge.config import CONFIG_MODULE, decode_policy, group_options, load_option
 from asrforge.devices import device_key
 from asrforge.experiments.bench import matrix as matrix_rows
 from asrforge.experiments.bench.clips import register_clip_resolver
-from asrforge.experiments.bench.records import BenchRecord, merge_records, read_records, write_records
-from asrforge.experiments.bench.report import BUSY_HOST, RESULTS, write_report
+from asrforge.experiments.bench.records import RESULTS, BenchRecord, merge_records, read_records, write_records
+from asrforge.experiments.bench.report import BUSY_HOST, write_report
 from asrforge.experiments.bench.run_row import RowSpec, run_in_subprocess
 from asrforge.experiments.bench.winner import select_winner, update_winner
 from asrforge.experiments.datasets import Dataset, load_manifest, register_resolvers
@@ -54,6 +63,8 @@ class RunContext:
     target: Target  # the run's engine, device and dtype: what combinations are checked against
     dataset: Dataset
     common: dict[str, Any]  # fields every record of the run shares
+    policy: str  # the conf/decode option every matrix row decodes with ("custom" if it matches none)
+    decode: dict[str, Any]  # DecodeOptions fields of that policy, with bench.decode's per-run extras (language...)
 
 
 def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Console | None = None) -> list[BenchRecord]:
@@ -64,6 +75,8 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
     key = device_key(target.device)
     dataset = load_manifest(cfg.dataset.manifest, cfg.dataset.name, cfg.dataset.get("limit"))
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    policy = OmegaConf.to_container(cfg.decode, resolve=True) if "decode" in cfg else decode_policy("greedy")
+    tune = (cfg.dataset.get("split") or {}).get("tune")
     ctx = RunContext(
         cfg=cfg,
         engine_option=engine_option,
@@ -72,7 +85,12 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
         dataset=dataset,
         common={
             "device": device_info(target.device),
-            "dataset": {"name": dataset.name, "manifest": dataset.display_manifest, "files": len(dataset)},
+            "dataset": {
+                "name": dataset.name,
+                "manifest": dataset.display_manifest,
+                "files": len(dataset),
+                **({"tune": list(tune)} if tune else {}),
+            },
             "batch_size": cfg.bench.batch_size,
             "passes": cfg.bench.passes,
             "run_id": run_id,
@@ -80,12 +98,16 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(),
         },
+        policy=policy_name(policy),
+        decode={**policy, **OmegaConf.to_container(cfg.bench.decode, resolve=True)},
     )
     rows = matrix_rows.expand(cfg.matrix)
     # A matrix can turn the automatic combination off (its explicit combos already cover what was measured best).
     auto_combine = bool(cfg.matrix.get("auto_combine", cfg.bench.auto_combine))
+    compare = [name for name in cfg.bench.get("compare_policies") or () if name != ctx.policy]
     console.print(
-        f"asrforge bench: run {run_id}, {len(rows)} rows, {dataset.name} ({len(dataset)} files), device {key}"
+        f"asrforge bench: run {run_id}, {len(rows)} rows at decode={ctx.policy} (then peer, baseline and winner at "
+        f"{', '.join(compare) or 'no other policy'}), {dataset.name} ({len(dataset)} files), device {key}"
     )
     records: list[BenchRecord] = []
     with Progress(
@@ -110,25 +132,65 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
             else:
                 records.append(_run_row(ctx, best, progress, files_task))
                 progress.advance(rows_task)
+        if compare:
+            again = _rows_to_compare(rows, records, cfg.bench.wer_tolerance_points)
+            progress.update(rows_task, total=progress.tasks[rows_task].total + len(again) * len(compare))
+            for name in compare:
+                decode = {**decode_policy(name), **OmegaConf.to_container(cfg.bench.decode, resolve=True)}
+                for row in again:
+                    renamed = matrix_rows.Row(f"{row.name}@{name}", row.plugins, row.engine, row.reference)
+                    records.append(_run_row(ctx, renamed, progress, files_task, (name, decode)))
+                    progress.advance(rows_task)
     _write_outputs(ctx, key, records, console)
     if not any(record.measured for record in records):
         raise RuntimeError("no row of the matrix produced a measurement; see the errors in the report")
     return records
 
 
-def _run_row(ctx: RunContext, row: matrix_rows.Row, progress: Progress, files_task: Any) -> BenchRecord:
+def policy_name(policy: dict[str, Any]) -> str:
+    """The conf/decode option whose fields ``policy`` has, or "custom"."""
+    return next((name for name in group_options("decode") if decode_policy(name) == policy), "custom")
+
+
+def _rows_to_compare(
+    rows: list[matrix_rows.Row], records: list[BenchRecord], tolerance_points: float
+) -> list[matrix_rows.Row]:
+    """The rows run again at each other policy: the peer(s), the baseline and this run's winner."""
+    winner = select_winner(records, tolerance_points)
+    names = {record.row for record in records if record.reference} | {matrix_rows.BASELINE}
+    if winner is not None:
+        names.add(winner.row)
+    known = {row.name: row for row in rows}
+    if winner is not None and winner.row not in known:  # auto-best
+        known[winner.row] = matrix_rows.Row(winner.row, tuple(winner.combination.get("requested_plugins") or ()))
+    return [known[name] for name in known if name in names]
+
+
+def _run_row(
+    ctx: RunContext,
+    row: matrix_rows.Row,
+    progress: Progress,
+    files_task: Any,
+    policy: tuple[str, dict[str, Any]] | None = None,
+) -> BenchRecord:
+    """Measure one row at the run's decoding policy, or at ``policy`` (name, DecodeOptions fields)."""
     engine_option = row.engine or ctx.engine_option
+    policy_label, decode = policy or (ctx.policy, ctx.decode)
     combination: dict[str, Any] = {
         "row": row.name,
         "engine_option": engine_option,
         "requested_plugins": list(row.plugins),
     }
-    record = BenchRecord(combination=combination, reference=row.reference, **ctx.common)
+    record = BenchRecord(
+        combination=combination, reference=row.reference, policy=policy_label, decode=decode, **ctx.common
+    )
     record.dataset = dict(record.dataset)
     progress.update(files_task, description=f"{row.name}: checking", completed=0)
     try:
         node = ctx.engine_node if row.engine is None else _engine_option(row.engine, ctx.engine_node)
         config = instantiate(node, _convert_="all")
+        if "architecture" in node and getattr(config, "architecture", None) is None:
+            node = {key: value for key, value in node.items() if key != "architecture"}  # a checkpoint: not random
         settings = {name: _plugin_settings(ctx.cfg, name) for name in row.plugins}
         combination.update(
             engine=config.engine,
@@ -157,16 +219,14 @@ def _run_row(ctx: RunContext, row: matrix_rows.Row, progress: Progress, files_ta
     bench = ctx.cfg.bench
     spec = RowSpec(
         row=row.name,
-        engine=node,
-        plugins=list(row.plugins),
-        settings=settings,
+        combination=Combination(engine=node, plugins=list(row.plugins), settings=settings),
         manifest=str(ctx.dataset.manifest),
         dataset=ctx.dataset.name,
         limit=ctx.cfg.dataset.get("limit"),
         batch_size=bench.batch_size,
         passes=bench.passes,
         warmup_calls=bench.warmup_calls,
-        decode=OmegaConf.to_container(bench.decode, resolve=True),
+        decode=decode,
         decoder_floor=bool(bench.get("decoder_floor", False)),
     )
     measurement = run_in_subprocess(spec, bench.row_timeout_s, on_event)
@@ -266,9 +326,18 @@ def git_commit() -> str | None:
 
 
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="bench", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _hydra_app(cfg: DictConfig) -> None:
     run_bench(cfg, engine_option=HydraConfig.get().runtime.choices.get("engine"))
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: Sequence[str]) -> int:
+    """``asrforge run bench [key=value ...] [--multirun]`` (Hydra overrides of conf/bench.yaml), or
+    ``asrforge run bench transfer-overlap [--out FILE]`` (the copy/compute overlap of this GPU's streams)."""
+    if argv and argv[0] == "transfer-overlap":
+        from asrforge.experiments.bench.transfer_overlap import main as transfer_overlap
+
+        return transfer_overlap(argv[1:])
+    # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
+    sys.argv = ["asrforge run bench", *argv]
+    _hydra_app()
+    return 0

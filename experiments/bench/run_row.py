@@ -4,6 +4,9 @@ Plugins change process-global state (torch thread pools, TF32 and cuDNN flags, c
 and peak memory and cold-start numbers only mean something per process, so every row runs in its own child:
 ``python -m asrforge.experiments.bench.run_row`` reads a ``RowSpec`` as JSON on stdin and writes JSON lines on stdout
 (progress events, then one ``result``). Anything else the child or its libraries print goes to stderr.
+
+The child assembles the engine as the CLI and the server do (``Combination``) and transcribes through the same
+pipeline (asrforge/pipeline.py), so a long-form row decodes a file exactly as ``asrforge transcribe`` and the server do.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from asrforge.combination import Combination
 from asrforge.constants import SAMPLE_RATE
 
 Event = dict[str, Any]
@@ -33,9 +37,7 @@ class RowSpec:
     """Everything the child needs; plain JSON types only."""
 
     row: str
-    engine: dict[str, Any]  # engine config node with ``_target_``
-    plugins: list[str]
-    settings: dict[str, Any]  # plugin name -> config node
+    combination: Combination  # engine config node with ``_target_``, plugin names, plugin settings (plain JSON)
     manifest: str
     dataset: str
     limit: int | None = None
@@ -44,6 +46,10 @@ class RowSpec:
     warmup_calls: int = 2
     decode: dict[str, Any] = field(default_factory=dict)  # DecodeOptions fields
     decoder_floor: bool = False  # time decode steps and the weight-read floor (experiments/bench/bandwidth_floor.py)
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> RowSpec:
+        return cls(**{**fields, "combination": Combination(**fields["combination"])})
 
 
 def run_in_subprocess(spec: RowSpec, timeout_s: float, on_event: Callable[[Event], None] | None = None) -> dict:
@@ -132,19 +138,16 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     """Decode the audio, load, apply, then time: a cold first call, warm-up calls, and ``passes`` timed passes."""
     import numpy as np
     import torch
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from asrforge.audio import load_audio
-    from asrforge.engines import load_engine
     from asrforge.engines.base import DecodeOptions
     from asrforge.experiments.datasets import load_manifest
-    from asrforge.experiments.scoring import score
-    from asrforge.optimizations import compose, make_plugins
+    from asrforge.experiments.scoring import file_counts, score
+    from asrforge.pipeline import Pipeline
     from asrforge.timing import synchronize
 
-    config = instantiate(OmegaConf.create(spec.engine), _convert_="all")  # imports the engine's module
-    plugins = make_plugins(spec.plugins, spec.settings)
+    combination = spec.combination
+    config = combination.engine_config()  # imports the engine's module
     ready_at = time.time()
     emit(event="stage", stage="decoding audio")
     dataset = load_manifest(spec.manifest, spec.dataset, spec.limit)
@@ -163,24 +166,19 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
 
-    emit(event="stage", stage="loading")
-    started = time.perf_counter()
-    engine = load_engine(config)
-    load_s = time.perf_counter() - started
-    emit(event="stage", stage="applying plugins")
-    started = time.perf_counter()
-    engine = compose(engine, plugins)
-    synchronize(engine.device)
-    apply_s = time.perf_counter() - started
+    emit(event="stage", stage="loading and applying plugins")
+    assembly_s: dict[str, float] = {}
+    engine = combination.load(assembly_s)
+    pipeline = Pipeline(engine)
 
-    options = DecodeOptions(**spec.decode)
+    options = DecodeOptions.from_mapping(spec.decode)
     size = max(1, spec.batch_size)
     batches = [list(range(start, min(start + size, len(audio)))) for start in range(0, len(audio), size)]
 
     def call(batch: list[int]) -> tuple[float, list]:
         synchronize(engine.device)
         started = time.perf_counter()
-        transcripts = engine.transcribe([audio[index] for index in batch], options)
+        transcripts = pipeline.transcribe([audio[index] for index in batch], options)
         synchronize(engine.device)
         return time.perf_counter() - started, transcripts
 
@@ -220,6 +218,10 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
     random_weights = bool(getattr(engine, "random_weights", False) or getattr(config, "random_weights", False))
     languages = [utterance.language for utterance in dataset.utterances]
     scores = None if random_weights else score([u.text for u in dataset.utterances], hypotheses, languages)
+    counts = [
+        None if random_weights else file_counts(u.text, hypothesis, u.language)
+        for u, hypothesis in zip(dataset.utterances, hypotheses, strict=True)
+    ]
     requests_ms = np.array([seconds for file in per_file_seconds for seconds in file]) * 1000
     total_s = sum(call_seconds)
     cuda = torch.device(engine.device).type == "cuda"
@@ -234,8 +236,8 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
             "mean": round(float(requests_ms.mean()), 3),
         },
         "first_call_ms": round(first_call_s * 1000, 3),
-        "load_s": round(load_s, 3),
-        "apply_s": round(apply_s, 3),
+        "load_s": round(assembly_s["load_s"], 3),
+        "apply_s": round(assembly_s["apply_s"], 3),
         "rtf": round(total_s / (sum(durations) * spec.passes), 5),
         "tokens_per_s": round(tokens / total_s, 2) if tokens else None,
         "stage_ms": {name: round(1000 * value / len(call_seconds), 3) for name, value in stage_sums.items()},
@@ -254,6 +256,9 @@ def measure(spec: RowSpec, emit: Callable[..., None]) -> dict:
                 "audio_s": round(duration, 3),
                 "latency_ms": round(1000 * sum(seconds) / len(seconds), 3),
                 "error_rate": None if scores is None else round(scores.per_file[index], 3),
+                # errors and reference words (characters for zh/ja/ko): the bootstrap's per-file units
+                "errors": None if counts[index] is None else counts[index][0],
+                "words": None if counts[index] is None else counts[index][1],
                 "hypothesis": hypotheses[index],
             }
             for index, (utterance, duration, seconds) in enumerate(
@@ -323,7 +328,7 @@ def _child_main() -> None:
 
     quiet_third_party()
     try:
-        result = measure(RowSpec(**json.loads(sys.stdin.read())), emit)
+        result = measure(RowSpec.from_json(json.loads(sys.stdin.read())), emit)
     except RefusedCombinationError as exc:
         result = {"refused": exc.reason}
     except Exception as exc:

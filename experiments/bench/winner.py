@@ -1,4 +1,8 @@
-"""Winner selection: per device, the fastest p50 whose WER stays within a tolerance of the unoptimised baseline.
+"""Winner selection: per device and decoding policy, the fastest row that costs no accuracy against the unoptimised
+baseline, judged on the dataset's *tuning* part only: its p50 over the tuning files, and a paired bootstrap over those
+files (the 95 % interval of the WER difference to the baseline includes 0 or lies below it). The test part never
+takes part in the choice; the report scores every row on it. Records without a split or without per-file error
+counts (random weights) fall back to the whole-set p50 and a WER tolerance in points.
 
 This module selects and writes ``reports/winner.yaml``; the runtime reads it (asrforge/winner.py).
 """
@@ -12,27 +16,37 @@ from typing import Any
 
 import yaml
 
+from asrforge.experiments.bench.bootstrap import costs_no_accuracy
 from asrforge.experiments.bench.matrix import BASELINE, within_tolerance
+from asrforge.experiments.bench.parts import difference_to, has_split, part_files, part_p50, part_rate
 from asrforge.experiments.bench.records import BenchRecord
 from asrforge.winner import read_winners
 
 
 def select_winner(records: Sequence[BenchRecord], tolerance_points: float) -> BenchRecord | None:
-    """The fastest measured, non-reference row of one run whose WER/CER is within ``tolerance_points`` of the
-    baseline's (with random weights there is no WER: the fastest). None without a measured baseline."""
+    """The fastest measured, non-reference row of one run at the baseline's decoding policy that costs no accuracy
+    (see the module text); None without a measured baseline."""
     baseline = next((r for r in records if r.row == BASELINE and not r.reference and r.measured), None)
     if baseline is None:
         return None
-    eligible = [
-        r for r in records if r.measured and not r.reference and within_tolerance(r, baseline, tolerance_points)
-    ]
+    candidates = [r for r in records if r.measured and not r.reference and r.policy == baseline.policy]
+    if has_split(baseline) and part_files(baseline, "tune"):
+        eligible = [r for r in candidates if (d := difference_to(r, baseline, "tune")) and costs_no_accuracy(d)]
+        return min(eligible, key=lambda record: part_p50(record, "tune"), default=None)
+    eligible = [r for r in candidates if within_tolerance(r, baseline, tolerance_points)]
     return min(eligible, key=lambda record: record.p50, default=None)
+
+
+def _rounded(interval) -> list[float] | None:
+    return None if interval is None else [round(interval.value, 3), round(interval.low, 3), round(interval.high, 3)]
 
 
 def winner_entry(record: BenchRecord) -> dict[str, Any]:
     combination = record.combination
     return {
         "row": record.row,
+        "policy": record.policy,
+        "decode": record.decode,  # the decoding policy the server decodes with unless its config names another
         "engine_option": combination.get("engine_option"),
         "engine": combination["engine_config"],
         "plugins": list(combination.get("plugins") or []),
@@ -43,6 +57,8 @@ def winner_entry(record: BenchRecord) -> dict[str, Any]:
             "rtf": record.rtf,
             "wer": record.wer,
             "cer": record.cer,
+            "tune_wer": _rounded(part_rate(record, "tune")),  # [value, 95 % low, high]
+            "test_wer": _rounded(part_rate(record, "test")),
             "first_call_ms": record.first_call_ms,
             "peak_mem_mb": record.peak_mem_mb,
         },

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
@@ -14,7 +14,8 @@ from sse_starlette import EventSourceResponse
 from starlette.datastructures import State
 
 from asrforge.chunking import word_separator
-from asrforge.engines.base import BaseEngine, DecodeOptions
+from asrforge.decoding import with_policy
+from asrforge.engines.base import DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.auth import require_api_key
@@ -34,11 +35,11 @@ router = APIRouter(prefix="/v1/audio", tags=["audio"], dependencies=[Depends(req
 
 TRANSCRIPTION_FIELDS = frozenset(
     {"file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
-     "timestamp_granularities", "stream", "chunking_strategy"}
+     "timestamp_granularities", "stream", "chunking_strategy", "beam_size"}
 )  # fmt: skip
 TRANSLATION_FIELDS = frozenset(
     {"file", "model", "prompt", "response_format", "temperature",
-     "timestamp_granularities[]", "timestamp_granularities"}
+     "timestamp_granularities[]", "timestamp_granularities", "beam_size"}
 )  # fmt: skip
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 ERRORS = error_responses(400, 401, 404, 413, 429, 503, 504)
@@ -49,7 +50,25 @@ FileField = Annotated[
 ModelField = Annotated[str, Form(description="The served model's id, or an alias such as whisper-1 (GET /v1/models)")]
 PromptField = Annotated[str | None, Form(description="Text to guide the model's style or continue earlier audio")]
 FormatField = Annotated[ResponseFormat, Form(description="json, text, srt, verbose_json or vtt")]
-TemperatureField = Annotated[float, Form(ge=0, le=1, description="0 = greedy decoding")]
+TemperatureField = Annotated[
+    float | None,
+    Form(
+        ge=0,
+        le=1,
+        description="As OpenAI: 0 (the default) lets the server raise the temperature while a window fails its "
+        "compression-ratio / log-prob thresholds (the server's decoding policy, conf/serving `decode`); "
+        "a value > 0 samples at that one temperature",
+    ),
+]
+BeamSizeField = Annotated[
+    int | None,
+    Form(
+        ge=1,
+        le=16,
+        description="asrforge extra (not in OpenAI's API): beams at temperature 0; 1 = greedy. Default: the server's "
+        "decoding policy (5, faster-whisper's default)",
+    ),
+]
 GranularitiesField = Annotated[
     list[Literal["word", "segment"]] | None,
     Form(alias="timestamp_granularities[]", description="segment and/or word (word needs verbose_json)"),
@@ -69,8 +88,9 @@ async def create_transcription(
     language: Annotated[str | None, Form(description="ISO-639-1 code of the speech; default: detected")] = None,
     prompt: PromptField = None,
     response_format: FormatField = "json",
-    temperature: TemperatureField = 0.0,
+    temperature: TemperatureField = None,
     timestamp_granularities: GranularitiesField = None,
+    beam_size: BeamSizeField = None,
     stream: Annotated[bool, Form(description="Server-sent events: a delta per finished chunk, then done")] = False,
     chunking_strategy: Annotated[
         str | None, Form(description='"auto" or a server_vad object; the server always cuts long audio at silences')
@@ -79,13 +99,9 @@ async def create_transcription(
     await _reject_unknown_fields(request, TRANSCRIPTION_FIELDS)
     granularities = _granularities(timestamp_granularities, response_format)
     _check_chunking_strategy(chunking_strategy)
-    options = DecodeOptions(
-        language=_language(language),
-        prompt=prompt or None,
-        temperature=temperature,
-        word_timestamps="word" in granularities,
-    )
-    return await _respond(request, file, model, options, response_format, stream)
+    words = "word" in granularities
+    options = DecodeOptions(language=_language(language), prompt=prompt or None, word_timestamps=words)
+    return await _respond(request, file, model, options, response_format, stream, _policy(temperature, beam_size))
 
 
 @router.post(
@@ -100,15 +116,17 @@ async def create_translation(
     model: ModelField,
     prompt: PromptField = None,
     response_format: FormatField = "json",
-    temperature: TemperatureField = 0.0,
+    temperature: TemperatureField = None,
     timestamp_granularities: GranularitiesField = None,
+    beam_size: BeamSizeField = None,
     target_language: TargetLanguageField = "en",
 ) -> Response:
     await _reject_unknown_fields(request, TRANSLATION_FIELDS | {"target_language"})
     words = "word" in _granularities(timestamp_granularities, response_format)
-    options = DecodeOptions(task="translate", prompt=prompt or None, temperature=temperature, word_timestamps=words)
+    options = DecodeOptions(task="translate", prompt=prompt or None, word_timestamps=words)
     options, translate_to = await plan_request(request.app.state, target_language, options)
-    return await _respond(request, file, model, options, response_format, stream=False, translate_to=translate_to)
+    policy = _policy(temperature, beam_size)
+    return await _respond(request, file, model, options, response_format, False, policy, translate_to)
 
 
 async def _respond(
@@ -118,13 +136,14 @@ async def _respond(
     options: DecodeOptions,
     response_format: str,
     stream: bool,
+    policy: dict[str, Any],
     translate_to: TextTranslation | None = None,
 ) -> Response:
     state = request.app.state
     service: TranscriptionService = state.service
     engine = await service.with_timeout(service.scheduler.wait_ready())
     _check_model(model, state.served_models)
-    _check_options(engine, options)
+    options, _ = with_policy(engine, state.settings.decode, options, policy)  # refuses what the engine cannot do
     audio = await service.decode(await file.read())
     if stream:
         job = await service.start_stream(audio, options)
@@ -178,10 +197,10 @@ def _check_model(model: str, served: frozenset[str]) -> None:
         )
 
 
-def _check_options(engine: BaseEngine, options: DecodeOptions) -> None:
-    """Refuse what the model cannot do before the audio is decoded (the engine would refuse it later anyway). Word
-    timestamps are never refused: an engine without an aligner gets heuristic times (serving/subtitles.py)."""
-    engine.check_options(options)
+def _policy(temperature: float | None, beam_size: int | None) -> dict[str, Any]:
+    """The decoding-policy fields a request set: OpenAI's temperature 0 means the server's fallback ladder, so only a
+    temperature above 0 replaces it (one temperature, no fallback)."""
+    return {"temperature": temperature or None, "beam_size": beam_size}
 
 
 def _granularities(requested: list[str] | None, response_format: str) -> set[str]:

@@ -86,3 +86,13 @@ def test_qwen3_asr_runs_end_to_end_from_the_command_line(jfk_path):
     assert run.returncode == 0, run.stderr
     body = json.loads(run.stdout)
     assert body["duration"] == 11.0 and body["segments"][0]["end"] == 11.0
+
+
+def test_decoding_policy_flags_change_the_transcript(beam_clip_path):
+    clip = str(beam_clip_path)
+    greedy = asrforge("transcribe", clip, "--engine", "whisper-tiny-en", "--decode", "greedy")
+    beam = asrforge("transcribe", clip, "--engine", "whisper-tiny-en", "--decode", "greedy", "--beam-size", "5")
+    assert greedy.returncode == beam.returncode == 0, greedy.stderr + beam.stderr
+    assert beam.stdout != greedy.stdout  # --beam-size reached the model
+    refused = asrforge("transcribe", clip, "--engine", "whisper-tiny-en", "--patience", "2")
+    assert refused.returncode == 2 and "patience is not supported by the whisper engine" in refused.stderr

@@ -109,6 +109,8 @@ def test_bench_records_the_checkpoint_s_transcript_and_weights(qwen3_checkpoints
     assert done.returncode == 0, done.stderr[-3000:]
     (record,) = read_records(reports / "cpu" / "results.jsonl")
     assert record.weights == checkpoint_id(path) and not record.random_weights and record.wer is not None
+    assert record.combination["engine_config"]["model"] == str(path)
+    assert "architecture" not in record.combination["engine_config"]  # the record describes what ran
     assert record.files[0]["hypothesis"] == qwen3_expected[2]
     assert f"weights: {checkpoint_id(path)}" in (reports / "cpu" / "README.md").read_text()
 

@@ -88,3 +88,11 @@ def test_cuda_graph_compile_mode_is_refused_on_cpu():
 def test_warmup_without_speech_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("ASRFORGE_EVAL_DATA", str(tmp_path))
     assert "warmup needs representative speech" in combination_refusal(CPU_WHISPER, make_plugins(["warmup"]))
+
+
+def test_the_torch_engines_by_name_are_the_torch_engine_classes():
+    """Requirements name the engines a plugin needs before any engine module loads; the names must be the classes."""
+    from asrforge.engines import ENGINES, TORCH_ENGINES, engine_class
+    from asrforge.engines.base import TorchEngine
+
+    assert {name for name in ENGINES if issubclass(engine_class(name), TorchEngine)} == TORCH_ENGINES

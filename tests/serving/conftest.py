@@ -36,8 +36,9 @@ class LiveServer:
 @contextmanager
 def live_server(engine: BaseEngine | None = None, cfg: Any = None, **serving: Any) -> Iterator[LiveServer]:
     """Serve ``engine`` with ``serving`` settings (conf/serving keys), or a whole composed serve config ``cfg`` (the
-    server then loads the engine it names); waits until /ready says ready."""
-    cfg = cfg if cfg is not None else {"serving": {"warmup": False, **serving}}
+    server then loads the engine it names); waits until /ready says ready. Test servers given settings decode
+    greedily unless told otherwise (``decode="fallback"`` is the served default; its own tests set it)."""
+    cfg = cfg if cfg is not None else {"serving": {"warmup": False, "decode": "greedy", **serving}}
     app = create_app(cfg, engine=engine)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws_per_message_deflate=False)
     server = uvicorn.Server(config)

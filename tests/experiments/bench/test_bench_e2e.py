@@ -16,7 +16,7 @@ def bench(tmp_path: Path, *overrides: str) -> Path:
     """Run the Hydra app in a subprocess with its outputs under ``tmp_path``; returns the report root."""
     reports = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "asrforge.experiments.bench.run", f"report.dir={reports}", *overrides],
+        [sys.executable, "-m", "asrforge.cli", "run", "bench", f"report.dir={reports}", *overrides],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -27,11 +27,24 @@ def bench(tmp_path: Path, *overrides: str) -> Path:
 
 
 def test_smoke_matrix_measures_refuses_reports_and_picks_a_winner(tmp_path, dev_dir):
-    reports = bench(tmp_path, "matrix=smoke", "dataset.limit=3", "bench.warmup_calls=1")
+    reports = bench(
+        tmp_path,
+        "matrix=smoke",
+        "dataset.limit=3",
+        "bench.warmup_calls=1",
+        "decode=greedy",
+        "bench.compare_policies=[beam5]",
+    )
     (device_dir,) = [path for path in reports.iterdir() if path.is_dir()]
     records = {record.row: record for record in read_records(device_dir / "results.jsonl")}
-    assert set(records) == {"faster-whisper-int8", "baseline", "eval_mode", "eval-mode-on-faster-whisper"}
+    winner_row = yaml.safe_load((reports / "winner.yaml").read_text())[device_dir.name]["row"]
+    again = {"faster-whisper-int8@beam5", "baseline@beam5", f"{winner_row}@beam5"}
+    assert set(records) == {"faster-whisper-int8", "baseline", "eval_mode", "eval-mode-on-faster-whisper"} | again
     assert len({record.run_id for record in records.values()}) == 1
+    # Every row of the matrix decodes with the run's policy, the peer's too; the re-runs with the compared one.
+    assert {records[row].policy for row in ("faster-whisper-int8", "baseline", "eval_mode")} == {"greedy"}
+    assert all(records[row].policy == "beam5" and records[row].decode["beam_size"] == 5 for row in again)
+    assert records["faster-whisper-int8@beam5"].reference and records["faster-whisper-int8@beam5"].measured
 
     for row in ("faster-whisper-int8", "baseline", "eval_mode"):
         record = records[row]
@@ -75,6 +88,8 @@ def test_random_weights_get_latency_but_no_wer(tmp_path, dev_dir):
         "matrix.singles=[]",
         "matrix.combos=[]",
         "matrix.rows=[{name:baseline}]",
+        "decode=greedy",
+        "bench.compare_policies=[]",
     )
     (device_dir,) = [path for path in reports.iterdir() if path.is_dir()]
     (record,) = read_records(device_dir / "results.jsonl")

@@ -7,15 +7,14 @@ import subprocess
 import sys
 import time
 
+from asrforge.combination import Combination
 from asrforge.experiments.bench.run_row import RowSpec, cpu_sample, foreign_cpu_share, run_in_subprocess
 
 
 def spec(dev_dir, engine: dict) -> RowSpec:
     return RowSpec(
         row="broken",
-        engine=engine,
-        plugins=[],
-        settings={},
+        combination=Combination(engine=engine),
         manifest=str(dev_dir / "manifest.jsonl"),
         dataset="dev",
         limit=1,
