@@ -145,7 +145,8 @@ def _transcribe(args: argparse.Namespace) -> int:
         options, note = with_policy(
             engine,
             args.decode,
-            DecodeOptions(language=args.language, task=args.task, prompt=args.prompt),
+            # The task is set by the translation plan below (an English-only model or a text translator transcribes).
+            DecodeOptions(language=args.language, prompt=args.prompt),
             {name: getattr(args, name) for name in POLICY_FIELDS},
         )
     except (ConfigError, UnsupportedOptionError) as error:

@@ -1,4 +1,4 @@
-"""The studies: one sub-package each (bench, load, gateway, streaming, subtitles, translation, gate), each with a
+"""The studies: one sub-package each (bench, load, gateway, streaming, subtitles, translation, shrink, gate), each with a
 ``run`` module whose ``main(argv)`` measures and writes records, and a ``report`` module whose ``render_all(root)``
 re-renders the committed reports under ``root`` from those records. ``asrforge run <study>`` and ``asrforge report``
 reach them through this table; nothing here imports a study until it is asked for."""
@@ -9,16 +9,17 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
-STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "gate")
-# Studies whose run or report is not at <study>/run.py, <study>/report.py (module, report function).
-_ELSEWHERE = {"gate": ("asrforge.experiments.gate", None)}
+STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "shrink", "gate")
+# The gate's README is rendered by its evidence run (experiments/gate/evidence.py), from measurements it makes.
+_RUN_ELSEWHERE: dict[str, str] = {}
+_NO_REPORT = {"gate"}
 
 
 def run_study(study: str, argv: Sequence[str]) -> int:
     """Run one study with its own command-line arguments; its exit status."""
     if study not in STUDIES:
         raise KeyError(f"unknown study {study!r} (known: {', '.join(STUDIES)})")
-    module = _ELSEWHERE.get(study, (f"asrforge.experiments.{study}.run",))[0]
+    module = _RUN_ELSEWHERE.get(study, f"asrforge.experiments.{study}.run")
     return importlib.import_module(module).main(list(argv)) or 0
 
 
@@ -26,7 +27,7 @@ def render_reports(root: str | Path = "reports") -> list[Path]:
     """Every study's committed reports under ``root``, re-rendered from their records (nothing is measured)."""
     written: list[Path] = []
     for study in STUDIES:
-        if study in _ELSEWHERE:
+        if study in _NO_REPORT:
             continue
         written += importlib.import_module(f"asrforge.experiments.{study}.report").render_all(Path(root))
     return written

@@ -8,9 +8,10 @@ Partial transcripts re-decode the utterance so far and send only the words two c
 (local agreement, asrforge/agreement.py, as whisper_streaming does), so a delta is never taken back; the final
 transcript of an utterance is one decode of all of it.
 
-Where the served combination has a streaming plugin (kv_reuse, causal_encoder, dual_model), partials come from
-the engine's stream session instead (``engine.stream_session()``, one per utterance): each partial feeds only the
-audio since the last one, and a delta carries the words the session has fixed, so its cost does not grow with the
+Where the served engine can stream incrementally (Whisper, Qwen3-ASR: kv_reuse is switched on for realtime
+sessions whatever the served plugins, serving/stream_engine.py), partials come from the engine's stream session
+instead (``engine.stream_session()``, one per utterance): each partial feeds only the audio since the last one, and
+a delta carries the words the session has fixed, so its cost does not grow with the
 utterance. A step on the served model goes through the scheduler (``scheduler.run``, realtime priority), which
 stays the model's one owner; with dual_model the steps drive the small model, which the scheduler never touches,
 on a thread of its own, so a partial does not wait behind the queue of finals. The final is still the scheduler's
@@ -40,6 +41,7 @@ from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.engines.stream_session import StreamSession, StreamUpdate
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import RealtimeSettings
+from asrforge.serving.stream_engine import streaming_engine
 from asrforge.vad import SpeechDetector, VADEvent
 
 Event = dict[str, Any]
@@ -185,7 +187,7 @@ class RealtimeSession:
         language = (session.get("input_audio_transcription") or {}).get("language") or session.get("language")
         prompt = (session.get("input_audio_transcription") or {}).get("prompt") or session.get("prompt")
         self.options = DecodeOptions(language=language or None, prompt=prompt or None)
-        engine = self.scheduler.engine
+        engine = self._engine
         engine.check_options(self.options)
         if engine.stream_settings.incremental:
             engine.stream_session(self.options, finals=False)  # refuses options its partial model cannot take
@@ -222,15 +224,18 @@ class RealtimeSession:
             end = self._audio.end
             self._finish(end)
             self._start(end)  # speech goes on: a new item continues it
-        elif self.settings.partials and not utterance.partial_in_flight and not final and not self.scheduler.queued:
-            # Partials only use idle engine time: under load one would come after its utterance's final (measured:
-            # none reached a client with 64 clients), and it would delay everyone else's work.
+        elif (
+            self.settings.partials
+            and not utterance.partial_in_flight
+            and not final
+            and self._partial_affordable(utterance)
+        ):
             self._partial(utterance)
 
     def _start(self, sample: int) -> None:
         item_id = f"item_{next(self._items):04d}"
         self._utterance = _Utterance(item_id, max(sample, self._audio.base))
-        engine = self.scheduler.engine
+        engine = self._engine
         if engine.stream_settings.incremental:
             self._utterance.stream = engine.stream_session(self.options, finals=False)
             self._utterance.fed = self._utterance.start
@@ -268,7 +273,7 @@ class RealtimeSession:
             return
         new, utterance.fed = self._snapshot(utterance.fed, self._audio.end), self._audio.end
         step = functools.partial(utterance.stream.feed, new)
-        engine = self.scheduler.engine
+        engine = self._engine
         if engine.stream_settings.partial_decoder is None:  # the served model itself: only its executor may run it
             future = asyncio.ensure_future(self.scheduler.run(step, Priority.REALTIME))
         else:  # dual_model's small model, which the scheduler never touches: its own thread
@@ -278,6 +283,16 @@ class RealtimeSession:
             future = asyncio.get_running_loop().run_in_executor(worker, step)
         self._futures = [f for f in self._futures if not f.done()] + [future]
         self._outbox.put_nowait(self._stream_delta(utterance, future))
+
+    def _partial_affordable(self, utterance: _Utterance) -> bool:
+        # A stream step costs the new audio only, so it runs under load too (realtime priority, within its share).
+        # A re-decoding partial costs the whole utterance so far: it only uses idle engine time, since under load it
+        # would come after its utterance's final and delay everyone else's work.
+        return utterance.stream is not None or not self.scheduler.queued
+
+    @property
+    def _engine(self) -> BaseEngine:
+        return streaming_engine(self.scheduler.engine, self.settings.incremental)
 
     def _snapshot(self, start: int, end: int) -> np.ndarray:
         # A copy: the buffer shifts its contents when it forgets old audio, while the decode may still be queued.

@@ -38,7 +38,7 @@ TRANSCRIPTION_FIELDS = frozenset(
      "timestamp_granularities", "stream", "chunking_strategy", "beam_size"}
 )  # fmt: skip
 TRANSLATION_FIELDS = frozenset(
-    {"file", "model", "prompt", "response_format", "temperature",
+    {"file", "model", "language", "prompt", "response_format", "temperature",
      "timestamp_granularities[]", "timestamp_granularities", "beam_size"}
 )  # fmt: skip
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
@@ -120,13 +120,23 @@ async def create_translation(
     timestamp_granularities: GranularitiesField = None,
     beam_size: BeamSizeField = None,
     target_language: TargetLanguageField = "en",
+    language: Annotated[
+        str | None,
+        Form(
+            description="ISO-639-1 code of the speech (not in OpenAI's API; optional). An English-only model takes "
+            "speech as English (its translation is the transcript) unless this names another language, which it "
+            "refuses with a 400 naming a model that can translate."
+        ),
+    ] = None,
 ) -> Response:
     await _reject_unknown_fields(request, TRANSLATION_FIELDS | {"target_language"})
     words = "word" in _granularities(timestamp_granularities, response_format)
-    options = DecodeOptions(task="translate", prompt=prompt or None, word_timestamps=words)
+    options = DecodeOptions(
+        task="translate", language=_language(language), prompt=prompt or None, word_timestamps=words
+    )
     options, translate_to = await plan_request(request.app.state, target_language, options)
     policy = _policy(temperature, beam_size)
-    return await _respond(request, file, model, options, response_format, False, policy, translate_to)
+    return await _respond(request, file, model, options, response_format, False, policy, translate_to, task="translate")
 
 
 async def _respond(
@@ -138,6 +148,7 @@ async def _respond(
     stream: bool,
     policy: dict[str, Any],
     translate_to: TextTranslation | None = None,
+    task: str | None = None,  # what the response says it did; an English-only model "translates" by transcribing
 ) -> Response:
     state = request.app.state
     service: TranscriptionService = state.service
@@ -152,10 +163,10 @@ async def _respond(
         body = await service.with_timeout(translated_body(service, audio, options, translate_to, response_format))
         return Response(body, media_type=MEDIA_TYPES[response_format])
     if wants_timing(response_format, options):  # SRT/WebVTT cues and word timestamps: serving/subtitles.py
-        body = await service.with_timeout(timed_body(service, engine, audio, options, response_format))
+        body = await service.with_timeout(timed_body(service, engine, audio, options, response_format, task))
         return Response(body, media_type=MEDIA_TYPES[response_format])
     transcript = await service.with_timeout(service.transcribe(audio, options))
-    body = render(transcript, response_format, task=options.task)
+    body = render(transcript, response_format, task=task or options.task)
     return Response(body, media_type=MEDIA_TYPES[response_format])
 
 
