@@ -100,6 +100,8 @@ def test_bench_records_the_checkpoint_s_transcript_and_weights(qwen3_checkpoints
             "matrix.combos=[]",
             "bench.auto_combine=false",
             "bench.warmup_calls=0",
+            "decode=greedy",  # what transformers alone does below; no second pass at other policies
+            "bench.compare_policies=[]",
         ],
         cwd=tmp_path,
         capture_output=True,
