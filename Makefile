@@ -35,15 +35,13 @@ report: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/asrforge run load $(ARGS)
 
-# The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): exits 1 on a regression,
-# 2 when it cannot judge. gate-update measures anew and rewrites reports/<device>/gate_baseline/<machine>.json.
-# ARGS=... adds overrides, e.g. make gate ARGS="device=cuda trials=12".
-.PHONY: gate gate-update
+# The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): this working tree against
+# a base commit (the merge base with main, or HEAD~1 on main) checked out beside it, both timed on this machine in
+# one run; exits 1 on a regression, 2 only when there is no base to compare with. ARGS=... adds overrides, e.g.
+# make gate ARGS="base=HEAD~3 device=cuda".
+.PHONY: gate
 gate: $(STAMP)
 	$(BIN)/asrforge run gate $(ARGS)
-
-gate-update: $(STAMP)
-	$(BIN)/asrforge run gate --update $(ARGS)
 
 # Subtitle timing (fast vs accurate) and translation reports: reports/cpu/subtitles.md, reports/cpu/translation.md.
 # ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
@@ -68,3 +66,10 @@ clean:
 .PHONY: streaming
 streaming: $(STAMP)
 	$(BIN)/asrforge run streaming $(ARGS)
+
+# The shrink study: encoder-window margins and decoder-layer subsets against the CPU winner, interleaved; appends to
+# reports/cpu/shrink.jsonl and renders reports/cpu/shrink.md (one curve per lever). ARGS="--threads 2" etc.
+.PHONY: shrink
+shrink: $(STAMP)
+	$(BIN)/asrforge run shrink encoder_window --trials 2 $(ARGS)
+	$(BIN)/asrforge run shrink decoder_layers --trials 1 --no-long --max-new-tokens 96 $(ARGS)

@@ -27,6 +27,10 @@ STUDY_ALIASES = {"bench": "bench", "gate": "gate", "loadtest": "load"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "data":
+        from asrforge.data import main as data
+
+        return data(argv[1:])
     if argv and argv[0] == "run":
         return _run(argv[1:])
     if argv and argv[0] in STUDY_ALIASES:
@@ -101,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
+    commands.add_parser("data", help="download LibriSpeech dev-clean/test-clean as evaluation sets (--help)")
     commands.add_parser(
         "run",
         help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, gate "
@@ -108,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("bench", help="= asrforge run bench: the benchmark matrix (key=value ... [--multirun])")
     commands.add_parser("loadtest", help="= asrforge run load: HTTP, SSE and WebSocket clients against the server")
-    commands.add_parser("gate", help="= asrforge run gate: the performance regression gate against the baseline")
+    commands.add_parser("gate", help="= asrforge run gate: the regression gate, this tree against a base commit")
     return parser
 
 
@@ -242,6 +247,13 @@ def _run(argv: list[str]) -> int:
     if not argv or argv[0] not in STUDIES:
         print(f"usage: asrforge run {{{','.join(STUDIES)}}} [options]  (asrforge run <study> --help)", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "bench":
+        from asrforge.data import missing_message
+
+        missing = missing_message(argv[1:])
+        if missing:
+            print(missing, file=sys.stderr)
+            return 2
     if argv[0] == "gate":
         quiet_third_party()
     return run_study(argv[0], argv[1:])
