@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test bench serve lint format clean
+.PHONY: install test bench report serve lint format clean
 
 install: $(STAMP)
 
@@ -14,41 +14,45 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
 	$(BIN)/pip install -q -e '.[dev]'
+	# The speaker encoder's weights (asrforge/diarization/encoder.py): the wheel without librosa/webrtcvad.
+	$(BIN)/pip install -q --no-deps 'resemblyzer==0.1.4'
 	touch $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/asrforge bench
+	$(BIN)/asrforge run bench
 
 serve: $(STAMP)
 	$(BIN)/asrforge serve
+
+# Re-render every study's reports from their committed records (measures nothing).
+report: $(STAMP)
+	$(BIN)/asrforge report
 
 # 64 clients (HTTP, SSE, WebSocket) for 60 s against uvicorn, then granian; writes reports/serving/. ARGS=... adds
 # options and server overrides, e.g. make loadtest ARGS="--servers granian serving.scheduler.max_batch_size=1".
 .PHONY: loadtest
 loadtest: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.load.run $(ARGS)
+	$(BIN)/asrforge run load $(ARGS)
 
-# The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): exits 1 on a regression,
-# 2 when it cannot judge. gate-update measures anew and rewrites reports/<device>/gate_baseline/<machine>.json.
-# ARGS=... adds overrides, e.g. make gate ARGS="device=cuda trials=12".
-.PHONY: gate gate-update
+# The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): this working tree against
+# a base commit (the merge base with main, or HEAD~1 on main) checked out beside it, both timed on this machine in
+# one run; exits 1 on a regression, 2 only when there is no base to compare with. ARGS=... adds overrides, e.g.
+# make gate ARGS="base=HEAD~3 device=cuda".
+.PHONY: gate
 gate: $(STAMP)
-	$(BIN)/asrforge gate $(ARGS)
-
-gate-update: $(STAMP)
-	$(BIN)/asrforge gate --update $(ARGS)
+	$(BIN)/asrforge run gate $(ARGS)
 
 # Subtitle timing (fast vs accurate) and translation reports: reports/cpu/subtitles.md, reports/cpu/translation.md.
 # ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
 .PHONY: subtitles-report translation-report
 subtitles-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.subtitles.run $(ARGS)
+	$(BIN)/asrforge run subtitles $(ARGS)
 
 translation-report: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.translation.run $(ARGS)
+	$(BIN)/asrforge run translation $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -63,4 +67,17 @@ clean:
 # dual_model; writes reports/cpu/streaming.{jsonl,md,png}. ARGS=... adds options, e.g. ARGS="--modes refeed,kv_reuse".
 .PHONY: streaming
 streaming: $(STAMP)
-	$(BIN)/python -m asrforge.experiments.streaming.run $(ARGS)
+	$(BIN)/asrforge run streaming $(ARGS)
+
+# Speaker diarization on eval/long/dev_concat_once.wav: DER (pyannote.metrics, 0.25-s collar), speaker count, cost
+# against the plain decode; writes reports/cpu/diarization.{jsonl,md}. ARGS=... adds options, e.g. ARGS="--repeats 5".
+.PHONY: diarization-report
+diarization-report: $(STAMP)
+	$(BIN)/asrforge run diarization $(ARGS)
+
+# The shrink study: encoder-window margins and decoder-layer subsets against the CPU winner, interleaved; appends to
+# reports/cpu/shrink.jsonl and renders reports/cpu/shrink.md (one curve per lever). ARGS="--threads 2" etc.
+.PHONY: shrink
+shrink: $(STAMP)
+	$(BIN)/asrforge run shrink encoder_window --trials 2 $(ARGS)
+	$(BIN)/asrforge run shrink decoder_layers --trials 1 --no-long --max-new-tokens 96 $(ARGS)

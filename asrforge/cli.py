@@ -1,4 +1,5 @@
-"""The ``asrforge`` command: transcribe files, run the benchmark harness, re-render reports."""
+"""The ``asrforge`` command: transcribe files, serve the API, run a study (``asrforge run <study>``), re-render
+every study's reports (``asrforge report``)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,23 @@ if TYPE_CHECKING:
     from asrforge.subtitles.files import FileSubtitler
     from asrforge.translation.plan import TextTranslation
 
-FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
+FORMAT_EXTENSIONS = {
+    "text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt", "diarized_json": "json"
+}  # fmt: skip
+# Short names kept for the studies people run most: `asrforge bench` is `asrforge run bench`.
+STUDY_ALIASES = {"bench": "bench", "gate": "gate", "loadtest": "load"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        return _bench(argv[1:])
+    if argv and argv[0] == "data":
+        from asrforge.data import main as data
+
+        return data(argv[1:])
+    if argv and argv[0] == "run":
+        return _run(argv[1:])
+    if argv and argv[0] in STUDY_ALIASES:
+        return _run([STUDY_ALIASES[argv[0]], *argv[1:]])
     if argv and argv[0] == "serve":
         # Before torch starts its thread pool: in a server, OpenMP workers that spin while waiting steal the core
         # the event loop, the VAD and the audio decoding need (measured: a decode 4x slower under that contention).
@@ -33,15 +44,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from asrforge.serving.run import main as serve
 
         return serve(argv[1:])  # it quiets third-party logs itself, except in the gateway (which imports no torch)
-    if argv and argv[0] == "loadtest":
-        from asrforge.experiments.load.run import main as loadtest
-
-        return loadtest(argv[1:])
-    if argv and argv[0] == "gate":
-        from asrforge.experiments.gate import main as gate
-
-        quiet_third_party()
-        return gate(argv[1:])
     args = _parser().parse_args(argv)
     quiet_third_party()
     return args.run(args)
@@ -97,17 +99,31 @@ def _parser() -> argparse.ArgumentParser:
         choices=["fast", "accurate"],
         help="word timing of srt/vtt cues: accurate (forced aligner) or fast (heuristic); default: conf/subtitles",
     )
+    transcribe.add_argument(
+        "--diarize",
+        action="store_true",
+        help="who spoke when: speaker per segment (text: 'A: ...' lines; srt/vtt: speaker cues; diarized_json)",
+    )
+    transcribe.add_argument("--min-speakers", type=int, help="with --diarize: at least this many speakers")
+    transcribe.add_argument("--max-speakers", type=int, help="with --diarize: at most this many speakers")
     transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
     transcribe.set_defaults(run=_transcribe)
 
-    report = commands.add_parser("report", help="re-render reports/<device>/README.md and plots from results.jsonl")
+    report = commands.add_parser("report", help="re-render every study's reports and plots from their records")
     report.add_argument("--dir", type=Path, default=Path("reports"), help="the report root (default: reports)")
     report.set_defaults(run=_report)
 
-    commands.add_parser("bench", help="run the benchmark matrix (Hydra: asrforge bench key=value ... [--multirun])")
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
-    commands.add_parser("loadtest", help="load-test the server with HTTP, SSE and WebSocket clients (--help)")
-    commands.add_parser("gate", help="the performance regression gate against the committed baseline (--help)")
+    commands.add_parser("data", help="download LibriSpeech dev-clean/test-clean as evaluation sets (--help)")
+    commands.add_parser(
+        "run",
+        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, diarization, "
+        "gate "
+        "(asrforge run <study> --help)",
+    )
+    commands.add_parser("bench", help="= asrforge run bench: the benchmark matrix (key=value ... [--multirun])")
+    commands.add_parser("loadtest", help="= asrforge run load: HTTP, SSE and WebSocket clients against the server")
+    commands.add_parser("gate", help="= asrforge run gate: the regression gate, this tree against a base commit")
     return parser
 
 
@@ -139,7 +155,8 @@ def _transcribe(args: argparse.Namespace) -> int:
         options, note = with_policy(
             engine,
             args.decode,
-            DecodeOptions(language=args.language, task=args.task, prompt=args.prompt),
+            # The task is set by the translation plan below (an English-only model or a text translator transcribes).
+            DecodeOptions(language=args.language, prompt=args.prompt),
             {name: getattr(args, name) for name in POLICY_FIELDS},
         )
     except (ConfigError, UnsupportedOptionError) as error:
@@ -154,6 +171,11 @@ def _transcribe(args: argparse.Namespace) -> int:
         except (ConfigError, UnsupportedOptionError) as error:
             print(f"asrforge: {error}", file=sys.stderr)
             return 2
+    if args.diarize:
+        return _transcribe_diarized(engine, options, args)
+    if args.response_format == "diarized_json":
+        print("asrforge: --format diarized_json needs --diarize", file=sys.stderr)
+        return 2
     subtitler = _subtitler(engine, options, args) if translate is None else None
     if subtitler is not None:
         options = subtitler.options
@@ -192,6 +214,54 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _transcribe_diarized(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> int:
+    """--diarize: each file's speaker-attributed transcript (asrforge/diarization), one file at a time."""
+    from asrforge.audio import load_audio
+    from asrforge.diarization import DiarizationOptions
+    from asrforge.diarization.files import FileDiarizer
+    from asrforge.diarization.render import render_diarized
+    from asrforge.subtitles.options import load_subtitle_options
+
+    if args.task != "transcribe" or args.response_format == "verbose_json":
+        print(
+            "asrforge: --diarize works with --task transcribe and text, json, srt, vtt or diarized_json",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        bounds = DiarizationOptions(
+            min_speakers=args.min_speakers, max_speakers=args.max_speakers, word_timing=args.subtitle_mode or "fast"
+        )
+    except ValueError as error:
+        print(f"asrforge: {error}", file=sys.stderr)
+        return 2
+    subtitles = load_subtitle_options(mode=args.subtitle_mode)
+    diarizer = FileDiarizer(engine, options, subtitles, bounds)
+    failures = 0
+    for path in args.files:
+        try:
+            transcript = diarizer.transcribe(load_audio(path))
+        except (AsrforgeError, FileNotFoundError) as error:
+            print(f"asrforge: {path}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.response_format == "text":
+            body = "\n".join(f"{s.speaker}: {s.text.strip()}" for s in transcript.segments)
+        else:
+            fmt = "diarized_json" if args.response_format == "json" else args.response_format
+            body = render_diarized(transcript, fmt, subtitles.layout).rstrip("\n")
+        _emit(args, path, body)
+    return 1 if failures else 0
+
+
+def _emit(args: argparse.Namespace, path: Path, body: str) -> None:
+    if args.output_dir:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        (args.output_dir / f"{path.stem}.{FORMAT_EXTENSIONS[args.response_format]}").write_text(body + "\n")
+    else:
+        print(body, flush=True)
+
+
 def _subtitler(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> FileSubtitler | None:
     """Timed, laid-out cues for srt/vtt (asrforge/subtitles); None for the other formats."""
     if args.response_format not in ("srt", "vtt"):
@@ -226,20 +296,30 @@ def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from asrforge.experiments.bench.report import render_all
+    from asrforge.experiments import render_reports
 
-    for path in render_all(args.dir):
+    for path in render_reports(args.dir):
         print(path)
     return 0
 
 
-def _bench(overrides: list[str]) -> int:
-    from asrforge.experiments.bench import run as bench
+def _run(argv: list[str]) -> int:
+    """One study with its own arguments. The harness is imported only here: the runtime never depends on it."""
+    from asrforge.experiments import STUDIES, run_study
 
-    # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
-    sys.argv = ["asrforge bench", *overrides]
-    bench.main()
-    return 0
+    if not argv or argv[0] not in STUDIES:
+        print(f"usage: asrforge run {{{','.join(STUDIES)}}} [options]  (asrforge run <study> --help)", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "bench":
+        from asrforge.data import missing_message
+
+        missing = missing_message(argv[1:])
+        if missing:
+            print(missing, file=sys.stderr)
+            return 2
+    if argv[0] == "gate":
+        quiet_third_party()
+    return run_study(argv[0], argv[1:])
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def error_rate(reference: str, hypothesis: str, language: str | None) -> float:
 
 def file_counts(reference: str, hypothesis: str, language: str | None) -> tuple[int, int]:
     """(errors, reference length) of one file after normalisation: words, or characters for zh/ja/ko. Corpus rates
-    and their bootstrap intervals over files (experiments/bootstrap.py) are sums of these."""
+    and their bootstrap intervals over files (experiments/bench/bootstrap.py) are sums of these."""
     ref, hyp = normalize(reference, language), normalize(hypothesis, language)
     out = (jiwer.process_characters if uses_cer(language) else jiwer.process_words)(ref, hyp)
     return out.substitutions + out.deletions + out.insertions, out.substitutions + out.deletions + out.hits

@@ -7,6 +7,14 @@ fp32 for the small matmuls of a decoder step (seen: 1.08 ms vs 0.16 ms for a 384
 and under torch.compile it is slower still on a CPU without VNNI (tiny.en: 7.0 s per file vs 0.52 s with fbgemm).
 Weights get one scale per output channel by default: per-tensor scales cost 2 words more on the dev set (WER 4.22 %
 vs 3.37 %) for 3 % less latency.
+
+fbgemm's dynamic ``Linear`` quantizes its whole input with one activation scale, so in a batch one clip's loudest
+activation would set its neighbours' scale and could change their words. With ``per_sample`` (the default) each
+batch element is quantized with its own scale, exactly as it is alone: a batched decode then equals the lone one
+token for token, and the server may batch on CPU in exact mode. Per-token scales (torchao's) would do too, but its
+eager CPU int8 is the slow path above, and ``torch._int_mm`` with per-row scales measured several times slower than
+fbgemm here for the encoder's 1500-row matmuls; a per-sample loop keeps fbgemm's kernels and calls them once per
+element, which for a decoder step (one row per element) is what a lone decode costs anyway.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ class Int8Dynamic(Plugin):
     targets: tuple[str, ...] = TARGETS
     backend: str = "auto"  # "auto" | "torchao" | "fbgemm"
     per_channel: bool = True  # one weight scale per output row (as CTranslate2 does), not one per matrix
+    per_sample: bool = True  # fbgemm: one activation scale per batch element, so batching changes no transcript
 
     def resolved_backend(self, device_type: str) -> str:
         if self.backend != "auto":
@@ -61,11 +70,11 @@ class Int8Dynamic(Plugin):
     def apply(self, engine: TorchEngine) -> TorchEngine:
         backend = self.resolved_backend(torch.device(engine.device).type)
         quantize = (
-            functools.partial(_quantize_fbgemm, per_channel=self.per_channel)
+            functools.partial(_quantize_fbgemm, per_channel=self.per_channel, per_sample=self.per_sample)
             if backend == "fbgemm"
             else _quantize_torchao
         )
-        if backend == "fbgemm":
+        if backend == "fbgemm" and not self.per_sample:
             engine.batch_variance = "int8_dynamic (fbgemm) quantizes activations with one scale per batch"
         if "encoder" in self.targets:
             quantize(engine.encoder_module())
@@ -80,15 +89,28 @@ class Int8Dynamic(Plugin):
         return engine
 
 
-def _quantize_fbgemm(module: torch.nn.Module, per_channel: bool) -> torch.nn.Module:
+def _quantize_fbgemm(module: torch.nn.Module, per_channel: bool, per_sample: bool = False) -> torch.nn.Module:
     with warnings.catch_warnings():
         # torch marks torch.ao.quantization deprecated in favour of torchao, whose CPU path is the slow one here.
         warnings.simplefilter("ignore")
         quantization = torch.ao.quantization
         qconfig = quantization.per_channel_dynamic_qconfig if per_channel else quantization.default_dynamic_qconfig
         if isinstance(module, torch.nn.Linear):
-            return quantization.quantize_dynamic(torch.nn.Sequential(module), {torch.nn.Linear: qconfig})[0]
-        return quantization.quantize_dynamic(module, {torch.nn.Linear: qconfig}, inplace=True)
+            module = quantization.quantize_dynamic(torch.nn.Sequential(module), {torch.nn.Linear: qconfig})[0]
+        else:
+            module = quantization.quantize_dynamic(module, {torch.nn.Linear: qconfig}, inplace=True)
+    if per_sample:
+        for layer in [module, *module.modules()]:
+            if isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
+                layer.forward = functools.partial(_per_sample, layer.forward)
+    return module
+
+
+def _per_sample(forward, x: torch.Tensor) -> torch.Tensor:
+    """``forward`` on each batch element alone (its own activation scale); inputs of rank 2 are one sample."""
+    if x.dim() < 3 or x.shape[0] == 1:
+        return forward(x)
+    return torch.cat([forward(x[i : i + 1]) for i in range(x.shape[0])])
 
 
 def _quantize_torchao(module: torch.nn.Module) -> torch.nn.Module:

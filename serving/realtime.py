@@ -8,9 +8,10 @@ Partial transcripts re-decode the utterance so far and send only the words two c
 (local agreement, asrforge/agreement.py, as whisper_streaming does), so a delta is never taken back; the final
 transcript of an utterance is one decode of all of it.
 
-Where the served combination has a streaming plugin (kv_reuse, causal_encoder, dual_model), partials come from
-the engine's stream session instead (``engine.stream_session()``, one per utterance): each partial feeds only the
-audio since the last one, and a delta carries the words the session has fixed, so its cost does not grow with the
+Where the served engine can stream incrementally (Whisper, Qwen3-ASR: kv_reuse is switched on for realtime
+sessions whatever the served plugins, serving/stream_engine.py), partials come from the engine's stream session
+instead (``engine.stream_session()``, one per utterance): each partial feeds only the audio since the last one, and
+a delta carries the words the session has fixed, so its cost does not grow with the
 utterance. A step on the served model goes through the scheduler (``scheduler.run``, realtime priority), which
 stays the model's one owner; with dual_model the steps drive the small model, which the scheduler never touches,
 on a thread of its own, so a partial does not wait behind the queue of finals. The final is still the scheduler's
@@ -40,6 +41,7 @@ from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.engines.stream_session import StreamSession, StreamUpdate
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import RealtimeSettings
+from asrforge.serving.stream_engine import streaming_engine
 from asrforge.vad import SpeechDetector, VADEvent
 
 Event = dict[str, Any]
@@ -61,6 +63,7 @@ class _Utterance:
     agreed: list[str] = field(default_factory=list)  # words already sent as deltas
     agreement: LocalAgreement[str] = field(default_factory=LocalAgreement)  # over the re-decoded partials' words
     partial_in_flight: bool = False
+    step: asyncio.Future | None = None  # the stream step in flight, dropped if the utterance ends before it runs
     finished: bool = False
     stream: StreamSession | None = None  # the engine's stream session, where a streaming plugin is served
     fed: int = 0  # absolute sample index up to which ``stream`` has been fed
@@ -185,7 +188,7 @@ class RealtimeSession:
         language = (session.get("input_audio_transcription") or {}).get("language") or session.get("language")
         prompt = (session.get("input_audio_transcription") or {}).get("prompt") or session.get("prompt")
         self.options = DecodeOptions(language=language or None, prompt=prompt or None)
-        engine = self.scheduler.engine
+        engine = self._engine
         engine.check_options(self.options)
         if engine.stream_settings.incremental:
             engine.stream_session(self.options, finals=False)  # refuses options its partial model cannot take
@@ -222,15 +225,18 @@ class RealtimeSession:
             end = self._audio.end
             self._finish(end)
             self._start(end)  # speech goes on: a new item continues it
-        elif self.settings.partials and not utterance.partial_in_flight and not final and not self.scheduler.queued:
-            # Partials only use idle engine time: under load one would come after its utterance's final (measured:
-            # none reached a client with 64 clients), and it would delay everyone else's work.
+        elif (
+            self.settings.partials
+            and not utterance.partial_in_flight
+            and not final
+            and self._partial_affordable(utterance)
+        ):
             self._partial(utterance)
 
     def _start(self, sample: int) -> None:
         item_id = f"item_{next(self._items):04d}"
         self._utterance = _Utterance(item_id, max(sample, self._audio.base))
-        engine = self.scheduler.engine
+        engine = self._engine
         if engine.stream_settings.incremental:
             self._utterance.stream = engine.stream_session(self.options, finals=False)
             self._utterance.fed = self._utterance.start
@@ -242,6 +248,8 @@ class RealtimeSession:
     def _finish(self, sample: int, client_event_id: str | None = None, by_client: bool = False) -> None:
         utterance, self._utterance = self._utterance, None
         utterance.finished = True
+        if utterance.step is not None:
+            utterance.step.cancel()  # still queued: its partial would come after the final, and cost engine time
         audio = self._snapshot(utterance.start, sample)
         item_id = utterance.item_id
         stopped = [
@@ -268,7 +276,7 @@ class RealtimeSession:
             return
         new, utterance.fed = self._snapshot(utterance.fed, self._audio.end), self._audio.end
         step = functools.partial(utterance.stream.feed, new)
-        engine = self.scheduler.engine
+        engine = self._engine
         if engine.stream_settings.partial_decoder is None:  # the served model itself: only its executor may run it
             future = asyncio.ensure_future(self.scheduler.run(step, Priority.REALTIME))
         else:  # dual_model's small model, which the scheduler never touches: its own thread
@@ -277,7 +285,18 @@ class RealtimeSession:
                 worker = _PARTIAL_WORKERS[engine] = ThreadPoolExecutor(1, thread_name_prefix="asrforge-partials")
             future = asyncio.get_running_loop().run_in_executor(worker, step)
         self._futures = [f for f in self._futures if not f.done()] + [future]
+        utterance.step = future
         self._outbox.put_nowait(self._stream_delta(utterance, future))
+
+    def _partial_affordable(self, utterance: _Utterance) -> bool:
+        # A stream step costs the new audio only, so it runs under load too (realtime priority, within its share).
+        # A re-decoding partial costs the whole utterance so far: it only uses idle engine time, since under load it
+        # would come after its utterance's final and delay everyone else's work.
+        return utterance.stream is not None or not self.scheduler.queued
+
+    @property
+    def _engine(self) -> BaseEngine:
+        return streaming_engine(self.scheduler.engine, self.settings.incremental)
 
     def _snapshot(self, start: int, end: int) -> np.ndarray:
         # A copy: the buffer shifts its contents when it forgets old audio, while the decode may still be queued.
@@ -296,10 +315,11 @@ class RealtimeSession:
         return _delta_event(utterance, utterance.agreement.add(transcript.text.split()))
 
     async def _stream_delta(self, utterance: _Utterance, future: asyncio.Future[StreamUpdate]) -> list[Event]:
-        update = await future
+        await asyncio.wait([future])  # unlike `await`, does not raise when _finish cancelled the step
         utterance.partial_in_flight = False
-        if utterance.finished:
+        if utterance.finished or future.cancelled():
             return []
+        update = future.result()
         # The session's fixed text never changes, but its last word may still grow (a word can span tokens, and the
         # next chunk may continue it), so only words a space has closed are sent; `completed` has the rest.
         stable = update.stable

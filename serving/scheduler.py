@@ -1,11 +1,16 @@
 """One inference executor that owns the model, fed by a priority queue with dynamic batching.
 
 Every decode in the server goes through here: a single dedicated thread loads the engine, warms it up, then takes
-the most urgent queued chunk (realtime before SSE streams before plain HTTP), adds queued chunks with the same
-decode options up to ``max_batch_size`` (waiting at most ``max_batch_wait_ms`` for the batch to fill), decodes them
-in one ``engine.transcribe`` call and resolves each chunk's asyncio future on its own event loop. There is no lock
-or semaphore around the model for requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the
-caching allocator keeps its blocks for the next batch.
+the next queued chunk (realtime before SSE streams before plain HTTP, each class within its weighted share so none
+starves: serving/admission.py), adds queued chunks with the same decode options up to ``max_batch_size``
+(waiting at most ``max_batch_wait_ms`` for the batch to fill), decodes them in one ``engine.transcribe`` call
+and resolves each chunk's asyncio future on its own event loop. There is no lock or semaphore around the model for
+requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for
+the next batch.
+
+Admission: a stream or plain HTTP request whose last chunk would be decoded later than ``max_wait_s`` from now (the
+queued audio seconds over the decode speed the executor measures) is refused with 429 and a Retry-After from that
+same estimate, instead of waiting minutes in the queue.
 
 A request that goes away (client disconnect, timeout) cancels its futures; the executor skips cancelled chunks
 still in the queue, so abandoned work costs nothing more than what is already running.
@@ -30,6 +35,7 @@ import numpy as np
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
+from asrforge.serving.admission import DecodeSpeed, FairShare, WaitEstimate
 from asrforge.serving.metrics import ServerMetrics
 from asrforge.serving.settings import SchedulerSettings
 from asrforge.transcript import Transcript
@@ -44,10 +50,10 @@ class Priority(IntEnum):
 
 
 class QueueFullError(AsrforgeError):
-    """The queue holds ``max_queue`` chunks; the server answers 429 with ``retry_after_s``."""
+    """The queue is full or the expected wait is too long; the server answers 429 with ``retry_after_s``."""
 
-    def __init__(self, retry_after_s: int):
-        super().__init__(f"the server is at capacity; retry after {retry_after_s} s")
+    def __init__(self, retry_after_s: int, reason: str = "the server is at capacity"):
+        super().__init__(f"{reason}; retry after {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -92,7 +98,10 @@ class InferenceScheduler:
         self._ready = threading.Event()
         self._ready_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self.load_error: str | None = None
-        self.chunk_seconds_ema = 0.5  # engine seconds per chunk, for Retry-After; updated after every batch
+        self.chunk_seconds_ema = 0.5  # engine seconds per chunk, for Retry-After before the speed is measured
+        self.speed = DecodeSpeed()
+        self.fair = FairShare(self.settings.class_weights, len(Priority))
+        self._running_audio_s = 0.0  # audio of the batch being decoded
         self.max_batch_size = self.settings.max_batch_size  # 1 for a batch-variant engine in exact mode
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -137,12 +146,19 @@ class InferenceScheduler:
         deltas are progressive); batches still fill with other requests' chunks.
         """
         loop = asyncio.get_running_loop()
+        audio_s = sum(chunk.size for chunk in chunks) / SAMPLE_RATE
         with self._wakeup:
             if self.load_error is not None:
                 raise NotReadyError(self.load_error)
             if len(self._queue) + len(chunks) > self.settings.max_queue:
                 self.metrics.rejected.inc()
                 raise QueueFullError(self._retry_after(len(chunks)))
+            wait = self._estimate(audio_s) if priority != Priority.REALTIME else None
+            if wait is not None and not wait.admitted and self._busy():  # alone, a request is never refused
+                self.metrics.rejected.inc()
+                reason = f"the expected wait ({wait.expected_s:.0f} s) exceeds this server's {wait.max_wait_s:g} s"
+                raise QueueFullError(wait.retry_after_s, reason)
+            self._activate(int(priority))
             group = next(self._seq) if priority == Priority.STREAM else None
             jobs = [
                 _Job(int(priority), next(self._seq), chunk, options, loop.create_future(), loop, group)
@@ -173,6 +189,7 @@ class InferenceScheduler:
         with self._wakeup:
             if self.load_error is not None:
                 raise NotReadyError(self.load_error)
+            self._activate(int(priority))
             heapq.heappush(self._queue, job)
             self.metrics.queue_depth.set(len(self._queue))
             self._wakeup.notify()
@@ -185,6 +202,32 @@ class InferenceScheduler:
     def queued(self) -> int:
         """Chunks waiting (not counting the batch being decoded)."""
         return len(self._queue)
+
+    def expected_wait_s(self, audio_s: float = 0.0) -> float | None:
+        """Seconds until ``audio_s`` more audio queued now would be decoded (None before the speed is measured)."""
+        with self._wakeup:
+            estimate = self._estimate(audio_s)
+        return None if estimate is None else estimate.expected_s
+
+    def _estimate(self, audio_s: float) -> WaitEstimate | None:
+        # Called with the lock held. Everything queued counts, whatever its class: with fair shares a batch request
+        # is not last in line, but the queue as a whole drains at the measured speed, so this bounds its wait.
+        if self.settings.max_wait_s is None:
+            return None
+        backlog_s = (
+            self._running_audio_s
+            + audio_s
+            + sum(j.audio.size for j in self._queue if not j.future.done()) / SAMPLE_RATE
+        )
+        seconds = self.speed.seconds_for(backlog_s)
+        return None if seconds is None else WaitEstimate(seconds, self.settings.max_wait_s)
+
+    def _busy(self) -> bool:
+        return self._running_audio_s > 0 or any(not job.future.done() for job in self._queue)
+
+    def _activate(self, cls: int) -> None:
+        if not any(job.priority == cls for job in self._queue):
+            self.fair.activate(cls)
 
     def _retry_after(self, extra: int) -> int:
         backlog = len(self._queue) + extra
@@ -215,7 +258,9 @@ class InferenceScheduler:
     def _warm_up(self) -> None:
         # Low noise, not silence: some models stop at once on digital silence and would leave kernels cold.
         noise = np.random.default_rng(0).normal(0, 0.01, 2 * SAMPLE_RATE).astype(np.float32)
+        started = time.perf_counter()
         self.engine.transcribe([noise], DecodeOptions())
+        self.speed.observe(noise.size / SAMPLE_RATE, time.perf_counter() - started)  # a first figure for admission
 
     def _mark_ready(self) -> None:
         with self._wakeup:
@@ -233,7 +278,7 @@ class InferenceScheduler:
                     return None
                 self._drop_cancelled()
                 if self._queue:
-                    batch = self._compatible(self._queue[0].options)
+                    batch = self._compatible(self._head())
                     full = len(batch) >= self.max_batch_size or batch[0].call is not None
                     if full or self.settings.max_batch_wait_ms <= 0:
                         break
@@ -248,16 +293,30 @@ class InferenceScheduler:
             taken = {id(job) for job in batch}
             self._queue = [job for job in self._queue if id(job) not in taken]
             heapq.heapify(self._queue)
+            self._running_audio_s = sum(job.audio.size for job in batch) / SAMPLE_RATE
             self.metrics.queue_depth.set(len(self._queue))
         return batch
 
-    def _compatible(self, options: DecodeOptions) -> list[_Job]:
+    def _head(self) -> _Job:
+        """The first queued job of the class whose turn it is (serving/admission.py)."""
+        firsts: dict[int, _Job] = {}
+        for job in self._queue:
+            if job.priority not in firsts or job.seq < firsts[job.priority].seq:
+                firsts[job.priority] = job
+        return firsts[self.fair.pick(list(firsts))]
+
+    def _compatible(self, head: _Job) -> list[_Job]:
         # The queue is at most max_queue long, so a sorted scan per batch is cheap next to a decode.
-        batch: list[_Job] = []
-        groups: set[int] = set()
-        if self._queue[0].call is not None:
-            return [self._queue[0]]
+        if head.call is not None:
+            return [head]
+        options = head.options
+        batch: list[_Job] = [head]
+        groups: set[int] = {head.group} if head.group is not None else set()
         for job in sorted(self._queue):
+            if len(batch) == self.max_batch_size:
+                break
+            if job is head:
+                continue
             if job.call is not None:
                 continue
             if job.options != options or job.group in groups:
@@ -265,8 +324,6 @@ class InferenceScheduler:
             batch.append(job)
             if job.group is not None:
                 groups.add(job.group)
-            if len(batch) == self.max_batch_size:
-                break
         return batch
 
     def _drop_cancelled(self) -> None:
@@ -290,6 +347,11 @@ class InferenceScheduler:
             return
         elapsed = time.perf_counter() - started
         audio_s = sum(job.audio.size for job in batch) / SAMPLE_RATE
+        with self._wakeup:
+            self._running_audio_s = 0.0
+            self.speed.observe(audio_s, elapsed)
+            for job in batch:  # each class pays for its share of the batch's audio
+                self.fair.charge(job.priority, elapsed * job.audio.size / max(1, sum(j.audio.size for j in batch)))
         self.metrics.batch_size.observe(len(batch))
         self.metrics.inference_seconds.observe(elapsed)
         self.metrics.audio_seconds.inc(audio_s)
@@ -300,6 +362,7 @@ class InferenceScheduler:
             _resolve(job, result=transcript)
 
     def _call(self, job: _Job) -> None:
+        started = time.perf_counter()
         try:
             result = job.call()
         except Exception as error:  # the caller gets the error; the executor keeps serving
@@ -307,6 +370,11 @@ class InferenceScheduler:
                 log.exception("model call failed")
             _resolve(job, error=error)
             return
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._wakeup:
+                self.speed.other_work(elapsed)
+                self.fair.charge(job.priority, elapsed)
         _resolve(job, result=result)
 
 

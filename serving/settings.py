@@ -32,6 +32,8 @@ class SchedulerSettings:
     max_batch_size: int = 8
     max_batch_wait_ms: float = 0
     exact: bool = True
+    max_wait_s: float | None = 30
+    class_weights: tuple[float, float, float] = (6, 2, 1)  # realtime, stream, batch
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class RealtimeSettings:
     buffer_ms: int = 450
     max_utterance_s: float = 30
     partials: bool = True
+    incremental: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,9 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     server: str = "uvicorn"
-    model_aliases: tuple[str, ...] = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+    model_aliases: tuple[str, ...] = (
+        "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"
+    )  # fmt: skip
     api_keys: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     warmup: bool = True

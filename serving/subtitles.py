@@ -20,7 +20,12 @@ def wants_timing(response_format: str, options: DecodeOptions) -> bool:
 
 
 async def timed_body(
-    service: TranscriptionService, engine: BaseEngine, audio: Audio, options: DecodeOptions, response_format: str
+    service: TranscriptionService,
+    engine: BaseEngine,
+    audio: Audio,
+    options: DecodeOptions,
+    response_format: str,
+    task: str | None = None,
 ) -> str:
     """The response body of a request that needs word times, timed per ``serving.subtitles``."""
     subtitles = service.settings.subtitles
@@ -32,4 +37,4 @@ async def timed_body(
     timed, alignment = await run_in_threadpool(
         apply_timing, plan, transcript, audio.samples, speech, subtitles.qwen3_aligner
     )
-    return render_timed(timed, alignment, response_format, options.task, subtitles.layout)
+    return render_timed(timed, alignment, response_format, task or options.task, subtitles.layout)

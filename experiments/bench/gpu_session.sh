@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# The GPU matrix of issue #5 on a lent GPU (H100/H200, no network, its own torch), most important points first,
-# inside a time budget (default 480 s of phases; the device allows 600 s a command). Two steps:
+# The GPU benchmark matrix (conf/bench/gpu.yaml) on a GPU host without network access, most important points first,
+# inside a time budget (BUDGET_S, default 480 s). Three steps:
 #
-#   experiments/bench/gpu_session.sh prepare               # here, with PyPI and ../shared/data/eval: fills .gpu/ (ignored)
-#   experiments/bench/gpu_session.sh run [BUDGET_S] [PHASE...]   # there: device run, carry [".gpu"], timeout_s 600
+#   1. Here (network and the eval data at hand), from the repository root:
+#        experiments/bench/gpu_session.sh prepare
+#      fills .gpu/ (git-ignored) with the wheels a bare GPU image lacks (transformers >= 5.23 for Qwen3-ASR, hydra,
+#      av, ...) and a little real speech.
+#   2. Copy the repository, .gpu/ included, to the GPU host and run there:
+#        experiments/bench/gpu_session.sh run [BUDGET_S] [PHASE...]
+#      It installs those wheels into /tmp/site (torch stays the host's), runs the phases below in order while the
+#      budget lasts and renders reports/<gpu>/GPU.md. With ARCHIVE=/some/path.tgz set it also packs reports/<gpu>/
+#      (and reports/winner.yaml) into that file.
+#   3. Copy reports/<gpu>/ back here (or `tar xzf` the archive in the repository root) and commit it.
 #
-# `run` installs the wheels of .gpu/ that the GPU image lacks (transformers >= 5.23 for Qwen3-ASR, hydra, av, ...)
-# into /tmp/site, runs the phases below in order while BUDGET_S lasts, renders reports/<gpu>/GPU.md and
-# packs reports/<gpu>/ into $OUT/reports.tgz (unpack it here: `tar xzf reports.tgz`). Records merge by dataset, row,
-# engine and batch size, so a later session runs the phases an earlier one had no time for: name them.
+# Records merge by dataset, row, engine and batch size, so a later session runs the phases an earlier one had no
+# time for: name them.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 KIT=.gpu
 PY=${PYTHON:-python3}
 
@@ -30,7 +36,7 @@ PHASES=(
 prepare() {
   local wheels=$KIT/wheels eval_dir=${ASRFORGE_EVAL_DATA:-../shared/data/eval}
   mkdir -p "$wheels" "$KIT/eval/dev"
-  # What the bench path imports beyond the GPU image's packages (device README: Python 3.12, x86-64).
+  # What the bench path imports beyond the GPU image's packages (the image: Python 3.12, x86-64).
   "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$wheels" \
@@ -62,8 +68,8 @@ run() {
   local deadline=$((SECONDS + budget)) wanted=" $* " key
   setup
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-  key=$("$PY" -c "from asrforge.experiments.device import device_key; print(device_key('cuda'))") || exit 1
-  "$PY" -m asrforge.experiments.bench.transfer_overlap --out "reports/$key/transfer_overlap.json"
+  key=$("$PY" -c "from asrforge.devices import device_key; print(device_key('cuda'))") || exit 1
+  "$PY" -m asrforge.cli run bench transfer-overlap --out "reports/$key/transfer_overlap.json"
   for phase in "${PHASES[@]}"; do
     IFS='|' read -r name need overrides <<<"$phase"
     if [[ -n "${wanted// /}" && "$wanted" != *" $name "* ]]; then continue; fi
@@ -71,12 +77,12 @@ run() {
     if ((left < need)); then echo "phase $name skipped: ${left} s left, needs ${need} s"; continue; fi
     echo "phase $name (${left} s left): $overrides"
     # shellcheck disable=SC2086  # the overrides are words
-    timeout --signal=TERM "$left" "$PY" -m asrforge.experiments.bench.run +bench=gpu $overrides \
+    timeout --signal=TERM "$left" "$PY" -m asrforge.cli run bench +bench=gpu $overrides \
       hydra.run.dir=/tmp/asrforge-outputs/$name || echo "phase $name did not finish (its rows are lost)"
   done
-  "$PY" -m asrforge.experiments.bench.gpu_summary "reports/$key"
+  "$PY" -c "from pathlib import Path; from asrforge.experiments.bench.gpu_summary import write_summary as w; w(Path('reports/$key'))"
   cat "reports/$key/GPU.md"
-  if [[ -n "${OUT:-}" ]]; then tar czf "$OUT/reports.tgz" "reports/$key" $(ls reports/winner.yaml 2>/dev/null); fi
+  if [[ -n "${ARCHIVE:-}" ]]; then tar czf "$ARCHIVE" "reports/$key" $(ls reports/winner.yaml 2>/dev/null); fi
 }
 
 case "${1:-}" in

@@ -1,24 +1,23 @@
-"""``reports/<gpu>/GPU.md``: the GPU matrix (issue #5) as one table per model, clip length and batch size, with the
-decoder's ms/token against its weight-read floor, and the issue's targets checked against the newest measurements.
+"""``reports/<gpu>/GPU.md``: the GPU matrix as one table per model, clip length and batch size, with the decoder's
+ms/token against its weight-read floor, and the matrix's targets checked against the newest measurements.
 
 Rendered from ``results.jsonl`` (rows of ``+bench=gpu`` runs: the records that carry a ``floor``, and refusals of
-the same runs) and ``transfer_overlap.json``; ``python -m asrforge.experiments.bench.gpu_summary reports/<gpu>``.
+the same runs) and ``transfer_overlap.json``, by ``asrforge report`` with the device folder's other reports.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from asrforge.experiments.bench.records import BenchRecord, read_records
-from asrforge.experiments.bench.report import RESULTS
+from asrforge.experiments import markdown as md
+from asrforge.experiments.bench.records import RESULTS, BenchRecord, read_records
 
 GPU_MD = "GPU.md"
 OVERLAP = "transfer_overlap.json"
 COLUMNS = ("row", "plugins", "p50 ms", "first call ms", "decoder ms/token", "floor ms/token", "floor ratio", "GPU MB")
-# Issue #5's targets (the FP8 one is stated for an H100).
+# The GPU matrix's targets (the FP8 one is stated for an H100).
 BF16_FLOOR_RATIO = 1.3
 FP8_MS_PER_TOKEN = 0.65
 CLIP_10S_P50_MS = 25.0
@@ -38,8 +37,7 @@ def render(records: Sequence[BenchRecord], overlap: dict | None = None) -> str:
     lines = [
         f"# GPU matrix: {device.get('name', device.get('key'))}",
         "",
-        "Rendered by `python -m asrforge.experiments.bench.gpu_summary`; do not edit by hand. "
-        "Random weights (WER n/a), "
+        "Rendered by `asrforge report`; do not edit by hand. Random weights (WER n/a), "
         "decoded to a real transcript's length. `decoder ms/token` is the steady decode step (prefill excluded); "
         "the floor is the decoder's weight bytes over the device-to-device copy bandwidth measured in the same "
         "process; `floor ratio` = the two's quotient (1.0 = the memory-bandwidth limit). `first call ms` holds "
@@ -54,7 +52,7 @@ def render(records: Sequence[BenchRecord], overlap: dict | None = None) -> str:
     for (engine, dataset, batch), rows in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
         first = next(iter(rows.values()))
         lines += ["", f"## {engine}, {dataset}, batch {batch}", "", f"Run `{first.run_id}`, {first.timestamp}.", ""]
-        lines += ["| " + " | ".join(COLUMNS) + " |", "|---|---|" + "---:|" * (len(COLUMNS) - 2)]
+        lines += md.header(COLUMNS, "ll" + "r" * (len(COLUMNS) - 2))
         lines += [_row(record) for record in rows.values()]
     if overlap:
         fractions = ", ".join(f"{name} {value:.0%}" for name, value in overlap.get("overlap_fraction", {}).items())
@@ -78,18 +76,18 @@ def _row(record: BenchRecord) -> str:
     cells = [
         record.row,
         ", ".join(record.combination.get("plugins") or []) or "—",
-        _num(record.p50, 1),
-        _num(record.first_call_ms, 0),
-        _num(record.decoder_ms_per_token, 3),
-        _num(floor.get("ms_per_token"), 3),
-        _num(record.floor_ratio, 2),
-        _num(record.cuda_peak_mem_mb, 0),
+        md.num(record.p50, 1, missing="n/a"),
+        md.num(record.first_call_ms, 0, missing="n/a"),
+        md.num(record.decoder_ms_per_token, 3, missing="n/a"),
+        md.num(floor.get("ms_per_token"), 3, missing="n/a"),
+        md.num(record.floor_ratio, 2, missing="n/a"),
+        md.num(record.cuda_peak_mem_mb, 0, missing="n/a"),
     ]
-    return "| " + " | ".join(cells) + " |"
+    return md.row(cells)
 
 
 def _targets(records: Sequence[BenchRecord]) -> list[str]:
-    """One line per target of issue #5, from the best measured row of the newest runs (met, missed or not run)."""
+    """One line per target of the GPU matrix, from the best measured row of the newest runs (met, missed or not run)."""
     latest = {(r.combination.get("engine_option"), r.dataset_name, r.batch_size, r.row): r for r in records}
     measured = [r for r in latest.values() if r.measured and r.floor is not None]
     big = [r for r in measured if r.combination.get("engine_option") == "qwen3-asr-1.7b" and r.batch_size == 1]
@@ -100,7 +98,7 @@ def _targets(records: Sequence[BenchRecord]) -> list[str]:
         r.p50 for r in measured if r.dataset_name == "clips-10s" and r.combination.get("engine_option") in real_size
     ]
     return [
-        "Targets (issue #5):",
+        "Targets:",
         "",
         _target(
             f"1.7B decoder in bf16 <= {BF16_FLOOR_RATIO}x the floor", min(bf16, default=None), BF16_FLOOR_RATIO, "x"
@@ -120,18 +118,9 @@ def _target(label: str, best: float | None, limit: float, unit: str = " ms") -> 
     return f"- {label}: {'met' if best <= limit else 'missed'}, best {best:.3g}{unit}"
 
 
-def _num(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def write_summary(device_dir: Path) -> Path:
     overlap_path = device_dir / OVERLAP
     overlap = json.loads(overlap_path.read_text(encoding="utf-8")) if overlap_path.is_file() else None
     path = device_dir / GPU_MD
     path.write_text(render(read_records(device_dir / RESULTS), overlap), encoding="utf-8")
     return path
-
-
-if __name__ == "__main__":
-    for folder in sys.argv[1:]:
-        print(write_summary(Path(folder)))

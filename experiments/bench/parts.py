@@ -1,6 +1,6 @@
 """A record's figures on one part of its dataset: the *tuning* part (``split.tune`` in ``conf/dataset/<name>.yaml``,
 stored in the record as ``dataset.tune``), the only files winner selection reads, and the *test* part (every other
-file), read only for reporting. Rates come with 95 % bootstrap intervals over files (experiments/bootstrap.py).
+file), read only for reporting. Rates come with 95 % bootstrap intervals over files (experiments/bench/bootstrap.py).
 
 A record without a split (a dataset that has none, an old record) has one part, ``all``, and no test part.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 from typing import Literal
 
+from asrforge.experiments.bench.bootstrap import Interval, corpus_rate, paired_difference
 from asrforge.experiments.bench.records import BenchRecord
-from asrforge.experiments.bootstrap import Interval, corpus_rate, paired_difference
 
 Part = Literal["tune", "test", "all"]
 

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 if TYPE_CHECKING:
-    from asrforge.experiments.bench.report import RatedRecord
+    from asrforge.experiments.bench.rating import RatedRecord
 
 
 def plot_run(items: Sequence[RatedRecord], out_dir: Path, slug: str) -> list[Path]:

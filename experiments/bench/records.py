@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+RESULTS = "results.jsonl"  # the records of a device folder, reports/<device>/results.jsonl
+
 
 @dataclass
 class BenchRecord:

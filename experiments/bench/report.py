@@ -8,70 +8,20 @@ from __future__ import annotations
 import os
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from asrforge.experiments.bench.matrix import BASELINE
+from asrforge.experiments import markdown as md
+from asrforge.experiments.bench.gpu_summary import gpu_runs, write_summary
 from asrforge.experiments.bench.parts import difference_to, has_split, part_rate
-from asrforge.experiments.bench.records import BenchRecord, read_records
+from asrforge.experiments.bench.plots import plot_run
+from asrforge.experiments.bench.rating import RatedRecord, rate, runs
+from asrforge.experiments.bench.records import RESULTS, BenchRecord, read_records
 
-RESULTS = "results.jsonl"
 BUSY_HOST = 0.1  # foreign CPU share above which a row's latency is flagged as disturbed
 README = "README.md"
 WINNER = "winner.yaml"
-
-
-@dataclass(frozen=True)
-class RatedRecord:
-    record: BenchRecord
-    p50_ratio: float | None  # row p50 / baseline p50 of the same run and decoding policy
-    vs_peer: float | None  # row p50 / the reference (peer) row's p50 of the same run and decoding policy
-    baseline: BenchRecord | None = None  # the unoptimised row of the same run and policy
-
-
-def rate(records: Sequence[BenchRecord]) -> list[RatedRecord]:
-    """Each record with its speed ratios, computed within its own (run, dataset)."""
-
-    def same_run(run: BenchRecord, predicate) -> BenchRecord | None:
-        for other in records:
-            if (
-                other.run_id == run.run_id
-                and other.dataset_name == run.dataset_name
-                and other.policy == run.policy
-                and other.measured
-                and predicate(other)
-            ):
-                return other
-        return None
-
-    rated = []
-    for record in records:
-        baseline = same_run(record, lambda other: other.row.split("@")[0] == BASELINE and not other.reference)
-        peer = same_run(record, lambda other: other.reference)
-        p50 = record.p50 if record.measured else None
-        rated.append(
-            RatedRecord(
-                record,
-                p50_ratio=p50 / baseline.p50 if p50 is not None and baseline else None,
-                vs_peer=p50 / peer.p50 if p50 is not None and peer else None,
-                baseline=baseline,
-            )
-        )
-    return rated
-
-
-def runs(rated: Sequence[RatedRecord]) -> list[tuple[str, str, list[RatedRecord]]]:
-    """(dataset, run_id, rows) groups: datasets by name, newest run first, rows in run order."""
-    groups: dict[tuple[str, str], list[RatedRecord]] = {}
-    for item in rated:
-        groups.setdefault((item.record.dataset_name or "?", item.record.run_id or "?"), []).append(item)
-    newest_first = sorted(
-        groups, key=lambda key: max(item.record.timestamp or "" for item in groups[key]), reverse=True
-    )
-    order = sorted(newest_first, key=lambda key: key[0])  # stable: within a dataset, newest run first
-    return [(dataset, run_id, groups[(dataset, run_id)]) for dataset, run_id in order]
 
 
 COLUMNS = (
@@ -128,12 +78,11 @@ def render_markdown(records: Sequence[BenchRecord], winner: dict | None = None) 
             "",
             f"## {dataset}: run `{run_id}`",
             "",
-            f"{info.get('files', '?')} files, {_num(info.get('audio_s'), 1)} s of audio "
+            f"{info.get('files', '?')} files, {md.num(info.get('audio_s'), 1, thousands=True)} s of audio "
             f"(`{info.get('manifest', '')}`); commit `{first.commit}`, {first.timestamp}; "
             f"batch size {first.batch_size}, {first.passes} timed pass(es).",
             "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "|".join("---" if i < 4 or i == len(COLUMNS) - 1 else "---:" for i in range(len(COLUMNS))) + "|",
+            *md.header(COLUMNS, "llll" + "r" * (len(COLUMNS) - 5) + "l"),
         ]
         lines += [_table_row(item, winner) for item in items]
         overheads = [_overhead(item.record) for item in items if _overhead(item.record) is not None]
@@ -172,24 +121,25 @@ def _table_row(item: RatedRecord, winner: dict | None) -> str:
         r.combination.get("engine_option") or r.combination.get("engine") or "",
         ", ".join(r.combination.get("plugins") or r.combination.get("requested_plugins") or []) or "—",
         r.policy or "—",
-        _num(latency.get("p50"), 1),
-        _num(latency.get("p95"), 1),
-        _ratio(item.p50_ratio),
-        _ratio(item.vs_peer),
-        _num(r.first_call_ms, 1),
-        _num(r.load_s, 2),
-        _num(r.apply_s, 2),
-        _num(r.rtf, 3),
-        _num(r.tokens_per_s, 1),
+        md.num(latency.get("p50"), 1, thousands=True),
+        md.num(latency.get("p95"), 1, thousands=True),
+        md.ratio(item.p50_ratio),
+        md.ratio(item.vs_peer),
+        md.num(r.first_call_ms, 1, thousands=True),
+        md.num(r.load_s, 2, thousands=True),
+        md.num(r.apply_s, 2, thousands=True),
+        md.num(r.rtf, 3, thousands=True),
+        md.num(r.tokens_per_s, 1, thousands=True),
         " / ".join(f"{name} {value:.0f}" for name, value in (r.stage_ms or {}).items()) or "—",
-        _num(r.peak_mem_mb, 0) + (f" (GPU {r.cuda_peak_mem_mb:.0f})" if r.cuda_peak_mem_mb is not None else ""),
+        md.num(r.peak_mem_mb, 0, thousands=True)
+        + (f" (GPU {r.cuda_peak_mem_mb:.0f})" if r.cuda_peak_mem_mb is not None else ""),
         _interval(part_rate(r, "test")) if has_split(r) else _metric(r, None),
         _difference(r, item.baseline),
         _metric(r, r.wer),
         _metric(r, r.cer),
         _notes(r, winner),
     ]
-    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+    return md.row(md.cell(cell) for cell in cells)
 
 
 def _notes(record: BenchRecord, winner: dict | None) -> str:
@@ -222,7 +172,7 @@ def _metric(record: BenchRecord, value: float | None) -> str:
 
 
 def _interval(interval) -> str:
-    return "—" if interval is None else f"{interval.value:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
+    return md.MISSING if interval is None else f"{interval.value:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
 
 
 def _difference(record: BenchRecord, baseline: BenchRecord | None) -> str:
@@ -230,14 +180,6 @@ def _difference(record: BenchRecord, baseline: BenchRecord | None) -> str:
         return "—"
     d = difference_to(record, baseline, "tune")
     return "—" if d is None else f"{d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]"
-
-
-def _num(value: float | None, digits: int) -> str:
-    return "—" if value is None else f"{value:,.{digits}f}"
-
-
-def _ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}×"
 
 
 def _overhead(record: BenchRecord) -> float | None:
@@ -253,8 +195,6 @@ def _file_slug(text: str) -> str:
 
 def write_report(device_dir: str | os.PathLike) -> list[Path]:
     """Re-render ``README.md`` and the plots of one device folder from its ``results.jsonl``."""
-    from asrforge.experiments.bench.plots import plot_run
-
     device_dir = Path(device_dir)
     records = read_records(device_dir / RESULTS)
     winner_file = device_dir.parent / WINNER
@@ -268,6 +208,8 @@ def write_report(device_dir: str | os.PathLike) -> list[Path]:
         if dataset not in seen:  # the newest run of each dataset is the one plotted
             seen.add(dataset)
             written += plot_run(items, device_dir, _file_slug(dataset))
+    if gpu_runs(records):
+        written.append(write_summary(device_dir))
     return written
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import secrets
 import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,8 +40,8 @@ from asrforge.config import CONFIG_MODULE, decode_policy, group_options, load_op
 from asrforge.devices import device_key
 from asrforge.experiments.bench import matrix as matrix_rows
 from asrforge.experiments.bench.clips import register_clip_resolver
-from asrforge.experiments.bench.records import BenchRecord, merge_records, read_records, write_records
-from asrforge.experiments.bench.report import BUSY_HOST, RESULTS, write_report
+from asrforge.experiments.bench.records import RESULTS, BenchRecord, merge_records, read_records, write_records
+from asrforge.experiments.bench.report import BUSY_HOST, write_report
 from asrforge.experiments.bench.run_row import RowSpec, run_in_subprocess
 from asrforge.experiments.bench.winner import select_winner, update_winner
 from asrforge.experiments.datasets import Dataset, load_manifest, register_resolvers
@@ -187,6 +189,8 @@ def _run_row(
     try:
         node = ctx.engine_node if row.engine is None else _engine_option(row.engine, ctx.engine_node)
         config = instantiate(node, _convert_="all")
+        if "architecture" in node and getattr(config, "architecture", None) is None:
+            node = {key: value for key, value in node.items() if key != "architecture"}  # a checkpoint: not random
         settings = {name: _plugin_settings(ctx.cfg, name) for name in row.plugins}
         combination.update(
             engine=config.engine,
@@ -322,9 +326,18 @@ def git_commit() -> str | None:
 
 
 @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name="bench", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _hydra_app(cfg: DictConfig) -> None:
     run_bench(cfg, engine_option=HydraConfig.get().runtime.choices.get("engine"))
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: Sequence[str]) -> int:
+    """``asrforge run bench [key=value ...] [--multirun]`` (Hydra overrides of conf/bench.yaml), or
+    ``asrforge run bench transfer-overlap [--out FILE]`` (the copy/compute overlap of this GPU's streams)."""
+    if argv and argv[0] == "transfer-overlap":
+        from asrforge.experiments.bench.transfer_overlap import main as transfer_overlap
+
+        return transfer_overlap(argv[1:])
+    # Hydra parses sys.argv itself (overrides, --multirun, --cfg ...), so hand it the rest of the command line.
+    sys.argv = ["asrforge run bench", *argv]
+    _hydra_app()
+    return 0

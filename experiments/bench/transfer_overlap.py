@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,21 +97,22 @@ def host_transfer_overlap(device: str = "cuda", megabytes: int = 48, matmuls: in
     return fractions
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    """``asrforge run bench transfer-overlap [--out FILE]``."""
     import argparse
 
     import torch
 
-    parser = argparse.ArgumentParser(description="Measure host-to-device copy / compute overlap on this GPU.")
+    parser = argparse.ArgumentParser(
+        prog="asrforge run bench transfer-overlap",
+        description="Measure host-to-device copy / compute overlap on this GPU.",
+    )
     parser.add_argument("--out", type=Path, help="write the result as JSON here (also printed)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = {"device": torch.cuda.get_device_name(), "overlap_fraction": host_transfer_overlap()}
     text = json.dumps(result, indent=2)
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

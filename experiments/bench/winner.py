@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
+from asrforge.experiments.bench.bootstrap import costs_no_accuracy
 from asrforge.experiments.bench.matrix import BASELINE, within_tolerance
 from asrforge.experiments.bench.parts import difference_to, has_split, part_files, part_p50, part_rate
 from asrforge.experiments.bench.records import BenchRecord
-from asrforge.experiments.bootstrap import costs_no_accuracy
 from asrforge.winner import read_winners
 
 

@@ -27,7 +27,7 @@ from asrforge.experiments.load.server import ServerProcess
 from asrforge.paths import eval_data_dir
 
 REPORT_DIR = Path("reports/gateway")
-RESULTS = "results.jsonl"
+RESULTS = "gateway.jsonl"
 LOG_DIR = Path("outputs/gateway")
 # What every worker and single server runs here: what `asrforge serve` runs by default (this device's benchmark
 # winner in reports/winner.yaml), without the warm-up decode, so a cold start is the model load alone.
@@ -124,7 +124,7 @@ class TreeMemory:
 
 
 def append_record(record: dict[str, Any], report_dir: Path = REPORT_DIR) -> Path:
-    """Add the run's context (device, commit, time) and append the record to ``results.jsonl``."""
+    """Add the run's context (device, commit, time) and append the record to ``gateway.jsonl``."""
     record = {
         **record,
         "device": device_info("cpu"),

@@ -1,13 +1,13 @@
 """Kill -9 a worker under load: every caller gets an answer or a retryable 503 (none hangs), the worker comes back::
 
-    python -m asrforge.experiments.gateway.kill --clients 32 --duration 40 --kill-at 10
+    asrforge run gateway kill --clients 32 --duration 40 --kill-at 10
 
 The gateway runs two workers (both started before the load). ``--clients`` clients send requests back to back for
 ``--duration`` seconds (three in four plain HTTP, one in four SSE through the ``openai`` client); at ``--kill-at``
 seconds worker 0 gets SIGKILL. Each request ends as an answer (checked against its file's lone-request transcript),
 a 503 (with its Retry-After and error code), an SSE error event, or is still open at the deadline (hung). Recovery:
 from the kill to the restarted worker's /ready. One record (``experiment: kill_under_load``) goes to
-reports/gateway/results.jsonl.
+reports/gateway/gateway.jsonl.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ DRAIN_S = 180  # a request still open this long after the load window is counted
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gateway_kill", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="asrforge run gateway kill", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--duration", type=float, default=40.0, help="seconds of load")
     p.add_argument("--kill-at", type=float, default=10.0, help="seconds into the load when worker 0 is killed")
@@ -160,7 +160,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print({k: v for k, v in record.items() if k not in ("device",)})
     console.print(f"-> {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

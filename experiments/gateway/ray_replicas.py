@@ -1,13 +1,13 @@
 """Ray Serve serving the same requests as the single-process server, correctly, on a local Ray cluster::
 
-    python -m asrforge.experiments.gateway.ray_replicas --clients 12 --duration 40 --max-replicas 2
+    asrforge run gateway ray --clients 12 --duration 40 --max-replicas 2
 
 First the single-process server answers one lone request of each kind (HTTP, SSE, WebSocket) per file: the
 references. Then a local Ray (``--cpus`` CPUs) runs the same app as a Serve deployment, autoscaled between 1 and
 ``--max-replicas`` replicas on ongoing requests per replica, and ``--clients`` mixed clients load it for
 ``--duration`` seconds; every answer is compared with the single server's, and the running replica count is
 sampled every second (autoscaling at work). One record (``experiment: ray_serve``) goes to
-reports/gateway/results.jsonl.
+reports/gateway/gateway.jsonl.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from asrforge.serving.run import serve_config
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gateway_ray", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="asrforge run gateway ray", description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=12)
     p.add_argument("--duration", type=float, default=40.0)
     p.add_argument("--files", type=int, default=4)
@@ -127,7 +127,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print({k: v for k, v in record.items() if k != "device"})
     console.print(f"-> {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """reports/gateway/README.md and its plots, rendered from the records of the gateway measurements (the latest record
 of each experiment)::
 
-    python -m asrforge.experiments.gateway.report
+    asrforge report
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from asrforge.experiments import markdown as md  # noqa: E402
 from asrforge.experiments.gateway.common import REPORT_DIR, RESULTS, read_records  # noqa: E402
 
 COMMANDS = {
-    "rss_burst": "python -m asrforge.experiments.gateway.rss",
-    "kill_under_load": "python -m asrforge.experiments.gateway.kill",
-    "throughput": "python -m asrforge.experiments.gateway.throughput",
-    "ray_serve": "python -m asrforge.experiments.gateway.ray_replicas",
+    "rss_burst": "asrforge run gateway rss",
+    "kill_under_load": "asrforge run gateway kill",
+    "throughput": "asrforge run gateway throughput",
+    "ray_serve": "asrforge run gateway ray",
 }
 
 
@@ -77,13 +78,18 @@ def _naming(kill: dict[str, Any]) -> str:
     return f"{kill['failed_naming_killed_worker']} of {kill['failed']}"
 
 
+def render_all(root: Path) -> list[Path]:
+    """``<root>/gateway/README.md`` and its plots, where the gateway experiments have written records."""
+    return render(root / "gateway") if (root / "gateway" / RESULTS).is_file() else []
+
+
 def render(report_dir: Path = REPORT_DIR) -> list[Path]:
     found = latest(read_records(report_dir))
     written: list[Path] = []
     lines = [
         "# Gateway + workers, and scale-out",
         "",
-        f"Rendered by `python -m asrforge.experiments.gateway.report` from `{RESULTS}` (the latest record of each",
+        f"Rendered by `asrforge report` from `{RESULTS}` (the latest record of each",
         "experiment); never edited by hand. Design and trade-offs: docs/scaling.md. Machine: 2 CPU cores shared with",
         "other jobs, so absolute times are noisy; ratios are within one run.",
         "",
@@ -97,7 +103,7 @@ def render(report_dir: Path = REPORT_DIR) -> list[Path]:
             f"`{COMMANDS['rss_burst']} --workers {rss['workers']} --idle-timeout {rss['idle_timeout_s']:g}`",
             "",
             "| phase | gateway MiB | workers MiB |",
-            "|---|---:|---:|",
+            md.rule("lrr"),
             f"| before (no worker running) | {m['before']['gateway']} | {m['before']['workers']} |",
             f"| peak during the burst ({m['peak_during']['worker_processes']} worker processes) | "
             f"{m['peak_during']['gateway']} | {m['peak_during']['workers']} |",
@@ -119,7 +125,7 @@ def render(report_dir: Path = REPORT_DIR) -> list[Path]:
             "",
             "| requests | answered | answers matching the lone request | failed | of them 503 (+Retry-After) | "
             "SSE error events | other failures | hung clients | recovery (kill to restarted /ready) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            md.rule("r" * 9),
             f"| {kill['requests']} | {kill['answered']} | {kill['matching_lone_request']} | {kill['failed']} | "
             f"{kill['failed_503']} ({kill['failed_503_with_retry_after']} HTTP with Retry-After) | "
             f"{kill['failed_sse_error_event']} | {kill['failed_other']} | {kill['hung_clients']} | "
@@ -142,7 +148,7 @@ def render(report_dir: Path = REPORT_DIR) -> list[Path]:
             "",
             "| run | configuration | threads/process | audio s per s | ratio to single | answers (matching) | "
             "failed | foreign CPU |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|",
+            md.rule("rl" + "r" * 6),
         ]
         for index, run in enumerate(tput["runs"]):
             lines.append(
@@ -168,7 +174,7 @@ def render(report_dir: Path = REPORT_DIR) -> list[Path]:
             "",
             "| requests (http/sse/ws) | answered | matching the single server's answer | failed | replicas seen "
             "| audio s per s | start-up |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            md.rule("r" * 7),
             f"| {ray['requests']} ({'/'.join(str(v) for v in ray['by_kind'].values())}) | {ray['answered']} | "
             f"{ray['matching_lone_request']} | {ray['failed']} | {ray['max_replicas_seen']} (max "
             f"{ray['max_replicas']}) | {ray['audio_s_per_s']} | {ray['startup_s']} s |",
@@ -184,13 +190,3 @@ def render(report_dir: Path = REPORT_DIR) -> list[Path]:
     readme = report_dir / "README.md"
     readme.write_text("\n".join(lines))
     return [readme, *written]
-
-
-def main() -> int:
-    for path in render():
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

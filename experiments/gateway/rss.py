@@ -1,12 +1,12 @@
 """RSS of the gateway and its workers before, during and after a burst, and how long the idle workers take to give
 their memory back::
 
-    python -m asrforge.experiments.gateway.rss --workers 2 --idle-timeout 10 --clients 8 --requests 16
+    asrforge run gateway rss --workers 2 --idle-timeout 10 --clients 8 --requests 16
 
 The gateway starts with no worker running; the burst's first request starts one (cold start), and the pool starts
 the next when every running one is busy. After the burst every worker sits idle for ``--idle-timeout`` seconds,
 exits, and the tree's RSS falls back to the gateway's own. One record (``experiment: rss_burst``) with the sampled
-timeline goes to reports/gateway/results.jsonl.
+timeline goes to reports/gateway/gateway.jsonl.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from asrforge.experiments.load.clients import Target, http_request
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gateway_rss", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="asrforge run gateway rss", description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--idle-timeout", type=float, default=10.0, help="serving.gateway.idle_timeout_s")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients in the burst")
@@ -112,7 +112,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(f"rss before {rss['before']}, peak {rss['peak_during']}, after {rss['after']}")
     console.print(f"reclaimed {record['reclaimed_after_s']} s after the burst -> {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

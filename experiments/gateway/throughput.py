@@ -1,13 +1,13 @@
 """Throughput of 1, 2 and 4 CPU workers behind the gateway against the single-process server, on this machine::
 
-    python -m asrforge.experiments.gateway.throughput --clients 8 --duration 30 --order single,1,2,4,single
+    asrforge run gateway throughput --clients 8 --duration 30 --order single,1,2,4,single
 
 Each configuration in ``--order`` starts fresh (every worker loaded before the load), answers one lone request per
 file (the references), then ``--clients`` plain HTTP clients send the dev files back to back for ``--duration``
 seconds. Throughput is seconds of audio answered per second of wall time; each configuration's ratio is against
 the single-process runs of the same invocation (the mean of them, so drift of a shared machine shows as their
 spread). Torch threads: the CPU quota for the single process, quota / workers (at least 1) for each worker. One
-record (``experiment: throughput``) goes to reports/gateway/results.jsonl.
+record (``experiment: throughput``) goes to reports/gateway/gateway.jsonl.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from asrforge.experiments.load.server import CpuMeter
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gateway_throughput", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="asrforge run gateway throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--order", default="single,1,2,4,single", help="single, or a worker count; in this order")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--duration", type=float, default=30.0)
@@ -100,7 +100,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     console.print(f"-> {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,8 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from asrforge.experiments import markdown as md
 from asrforge.experiments.jsonl import read_jsonl
 from asrforge.experiments.load.summary import BUSY_HOST, RESULTS, failed_checks
+
+
+def render_all(root: Path) -> list[Path]:
+    """``<root>/serving/README.md`` from its records, where the load test has written any."""
+    return [write_readme(root / "serving")] if (root / "serving" / RESULTS).is_file() else []
 
 
 def write_readme(report_dir: str | os.PathLike) -> Path:
@@ -23,7 +29,7 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "# Serving load test",
         "",
-        f"Rendered from `{RESULTS}` by `python -m asrforge.experiments.load.run` (`make loadtest`); do not edit.",
+        f"Rendered from `{RESULTS}` by `asrforge run load` (`make loadtest`); do not edit.",
         "",
         "Each run starts `asrforge serve` on a loopback port (or loads a given `--url`), takes every dev file's "
         "transcript from one lone request of each kind (plain HTTP, SSE, WebSocket), then keeps N concurrent clients "
@@ -75,7 +81,7 @@ def _batch(batch: Sequence[Mapping[str, Any]]) -> list[str]:
         "| server | sent | correct | mismatched (mix-ups) | lost | 4xx | 5xx | error events | 429 retried "
         "| req/s | audio s/s | HTTP p50 / p95 s | SSE p50 / p95 s (first delta p50) "
         "| WS final p50 / p95 s (first delta p50) | mean batch | engine busy | foreign CPU |",
-        "|---|" + "---:|" * 16,
+        md.rule("l" + "r" * 16),
     ]
     lines += [_result_row(record) for record in batch]
     lines += [""] + [f"- {_name(r)}: {_verdict(r)}" for r in batch]
@@ -89,7 +95,7 @@ def _batch(batch: Sequence[Mapping[str, Any]]) -> list[str]:
             "",
             "| server | file | bare engine p50 ms | HTTP p50 ms | **overhead ms** (p50 - p50) | paired p50 ms "
             "| HTTP - server's engine time p50 ms | same, plain httpx p50 ms | file decode p50 ms | /health p50 ms |",
-            "|---|---|" + "---:|" * 8,
+            md.rule("ll" + "r" * 8),
             *[_overhead_row(record) for record in measured],
         ]
     if len(batch) > 1:
@@ -130,10 +136,10 @@ def _result_row(record: Mapping[str, Any]) -> str:
         _pair(latency.get("sse"), first=True),
         _pair(latency.get("ws"), first=True),
         _num((record.get("server_metrics") or {}).get("mean_batch"), 2),
-        _share((record.get("server_metrics") or {}).get("engine_busy")),
-        _share(record.get("foreign_cpu")),
+        md.share((record.get("server_metrics") or {}).get("engine_busy")),
+        md.share(record.get("foreign_cpu")),
     ]
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+    return md.row(cells)
 
 
 def _overhead_row(record: Mapping[str, Any]) -> str:
@@ -150,7 +156,7 @@ def _overhead_row(record: Mapping[str, Any]) -> str:
         o.get("file_decode_p50_ms"),
         o["health_p50_ms"],
     ]
-    return "| " + " | ".join(_num(cell, 1) if not isinstance(cell, str) else cell for cell in cells) + " |"
+    return md.row(_num(cell, 1) if not isinstance(cell, str) else cell for cell in cells)
 
 
 def _comparison(batch: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -172,11 +178,11 @@ def _comparison(batch: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
     others = batch[1:]
     names = [_name(r) for r in batch] + [f"{_name(r)} vs {_name(base)}" for r in others]
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = md.header(["metric", *names], "l" + "r" * len(names))
     for label, compare, get in metrics:
         values = [get(record) for record in batch]
         against = [(_ratio if compare == "ratio" else _difference)(value, values[0]) for value in values[1:]]
-        lines.append(f"| {label} | " + " | ".join(_num(v, 2) for v in values) + " | " + " | ".join(against) + " |")
+        lines.append(md.row([label, *(_num(v, 2) for v in values), *against]))
     lines += [
         "",
         "Timings on a shared 2-core machine swing by up to 30 % from run to run: a ratio within 0.9-1.1 is a tie. "
@@ -216,7 +222,7 @@ def _history(records: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [
         "| when | batch | server | clients x s | mix | overrides | sent | correct | mismatched | lost | 5xx "
         "| req/s | HTTP p50 s | HTTP - engine ms | checks |",
-        "|---|---|---|---|---|---|" + "---:|" * 8 + "---|",
+        md.rule("llllll" + "r" * 8 + "l"),
     ]
     for r in reversed(records):
         s, total = r["settings"], r["counts"]["all"]
@@ -239,7 +245,7 @@ def _history(records: Sequence[Mapping[str, Any]]) -> list[str]:
             _num(_overhead(r, "http_minus_server_engine_ms"), 1),
             "; ".join(failed) if failed else "passed",
         ]
-        lines.append("| " + " | ".join(_num(c, 2) if not isinstance(c, str) else c for c in cells) + " |")
+        lines.append(md.row(_num(c, 2) if not isinstance(c, str) else c for c in cells))
     return lines
 
 
@@ -288,18 +294,14 @@ def _s(ms: float | None) -> float | None:
 
 
 def _num(value: Any, digits: int) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
-def _share(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
+    """Measured floats to ``digits`` decimals; counts as they are."""
+    return md.num(value, digits) if value is None or isinstance(value, float) else str(value)
 
 
 def _difference(value: float | None, base: float | None) -> str:
-    return "—" if value is None or base is None else f"{value - base:+.2f}"
+    return md.MISSING if value is None or base is None else f"{value - base:+.2f}"
 
 
 def _ratio(value: float | None, base: float | None) -> str:
-    return "—" if value is None or base is None or value <= 0 or base <= 0 else f"{value / base:.2f}"
+    valid = value is not None and base is not None and value > 0 and base > 0
+    return md.ratio(value / base if valid else None, sign="")

@@ -7,10 +7,10 @@ against its file's lone transcript, measures the server overhead against the bar
 the server and scans its log. One record per server goes to ``<report-dir>/loadtest.jsonl``; the README is rendered
 from the records::
 
-    python -m asrforge.experiments.load.run                                  # 64 clients, 60 s, both servers
-    python -m asrforge.experiments.load.run --servers granian --clients 8 --duration 10
-    python -m asrforge.experiments.load.run serving.scheduler.max_batch_size=1   # overrides for the server
-    python -m asrforge.experiments.load.run --url http://127.0.0.1:8000       # a server already running
+    asrforge run load                                  # 64 clients, 60 s, both servers
+    asrforge run load --servers granian --clients 8 --duration 10
+    asrforge run load serving.scheduler.max_batch_size=1   # overrides for the server
+    asrforge run load --url http://127.0.0.1:8000       # a server already running
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from asrforge.serving.settings import ServerSettings
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asrforge loadtest", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="asrforge run load", description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default="uvicorn,granian", help="ASGI servers to start and load in turn")
     p.add_argument("--url", help="load the server already running at this URL instead of starting one")
     p.add_argument("--api-key", help="Bearer key, when the server has serving.api_keys")
@@ -75,11 +75,11 @@ def client_kinds(mix: str, clients: int) -> list[str]:
     for part in filter(None, mix.split(",")):
         kind, _, weight = part.partition("=")
         if kind.strip() not in weights:
-            raise SystemExit(f"asrforge loadtest: unknown kind {kind!r} in --mix (known: {', '.join(KINDS)})")
+            raise SystemExit(f"asrforge run load: unknown kind {kind!r} in --mix (known: {', '.join(KINDS)})")
         weights[kind.strip()] = float(weight or 1)
     total = sum(weights.values())
     if total <= 0 or clients <= 0:
-        raise SystemExit("asrforge loadtest: --mix needs a positive weight and --clients a positive count")
+        raise SystemExit("asrforge run load: --mix needs a positive weight and --clients a positive count")
     exact = {kind: clients * weight / total for kind, weight in weights.items()}
     counts = {kind: int(share) for kind, share in exact.items()}
     for kind in sorted(exact, key=lambda k: exact[k] - counts[k], reverse=True)[: clients - sum(counts.values())]:
@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = [None] if args.url else [name.strip() for name in args.servers.split(",") if name.strip()]
     unknown = [name for name in servers if name is not None and name not in SERVERS]
     if unknown:
-        raise SystemExit(f"asrforge loadtest: unknown server(s) {', '.join(unknown)} (known: {', '.join(SERVERS)})")
+        raise SystemExit(f"asrforge run load: unknown server(s) {', '.join(unknown)} (known: {', '.join(SERVERS)})")
     paths = load_clips(args.manifest or eval_data_dir() / "dev" / "manifest.jsonl", args.files)
     clips = [Clip.from_path(path) for path in paths]
     batch = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
@@ -305,7 +305,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         passed = passed and record["passed"]
     console.print(f"wrote {args.report_dir / RESULTS} and {write_readme(args.report_dir)}")
     return 0 if passed else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -121,7 +121,7 @@ def summarise(
 
 
 def failed_checks(record: Mapping[str, Any]) -> list[str]:
-    """What the issue asks of a run that this one missed: every answer its own file's lone-request transcript,
+    """What the study asks of a run that this one missed: every answer its own file's lone-request transcript,
     none lost, no 5xx, no error event."""
     total = record["counts"]["all"]
     checks = [

@@ -14,9 +14,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from asrforge.experiments import markdown as md  # noqa: E402
 from asrforge.experiments.jsonl import read_jsonl  # noqa: E402
 
-FLAT_GOAL = 1.2  # the issue's goal: last-minute per-chunk cost within 1.2x of the first minute's
+FLAT_GOAL = 1.2  # the study's goal: last-minute per-chunk cost within 1.2x of the first minute's
 
 
 def read(out_dir: Path) -> tuple[list[dict], dict]:
@@ -29,6 +30,15 @@ def minute_means(records: Sequence[dict], length_s: float) -> tuple[float, float
     first = [r["chunk_latency_ms"] for r in records if r["stream_pos_s"] <= 60]
     last = [r["chunk_latency_ms"] for r in records if r["stream_pos_s"] > length_s - 60]
     return statistics.fmean(first), statistics.fmean(last)
+
+
+def render_all(root: Path) -> list[Path]:
+    """Every ``<root>/<device>/streaming.md`` and its plot, from the records beside them."""
+    written: list[Path] = []
+    for summary in sorted(root.glob("*/streaming_summary.json")):
+        render(summary.parent)
+        written += [summary.parent / "streaming.md", summary.parent / "streaming.png"]
+    return written
 
 
 def render(out_dir: Path) -> None:
@@ -44,7 +54,7 @@ def render(out_dir: Path) -> None:
         "# Streaming: per-chunk cost against stream position",
         "",
         "Rendered from `streaming.jsonl` (one record per chunk and mode) and `streaming_summary.json` by",
-        "`python -m asrforge.experiments.streaming.run`; do not edit by hand.",
+        "`asrforge run streaming`; do not edit by hand.",
         "",
         f"Stream: the first {stream['seconds']:.1f} s of `{stream['file']}` ({stream['utterances']} real utterances, "
         f"cut in the pause at {stream['cut_s']:.1f} s), fed in {stream['chunk_s']:g}-s chunks; "
@@ -56,7 +66,7 @@ def render(out_dir: Path) -> None:
         "",
         "| mode | plugins | first-minute ms/chunk | last-minute ms/chunk | last / first | last minute / refeed "
         "| first chunk ms (/ refeed) | final WER vs offline % | final WER vs reference % |",
-        "|---|---|---|---|---|---|---|---|---|",
+        md.rule("l" * 9),
     ]
     for mode in modes:
         first, last = means[mode]
@@ -74,7 +84,7 @@ def render(out_dir: Path) -> None:
     lines += [f"- {name}: {info['wer_vs_reference']:.2f} %" for name, info in summary["offline"].items()]
     lines += [
         "",
-        "Reading the table: `last / first` is the issue's flatness measure (goal <= 1.2); the first chunk is the",
+        "Reading the table: `last / first` is the study's flatness measure (goal <= 1.2); the first chunk is the",
         "compute time of the first partial (the audio wait before it is one chunk). `dual_model` chunks that hold a",
         "pause include the big model's final decode of the window (`commit_ms` in the records); its partials alone",
         "are `partial_ms`. `dev_concat_long.wav` repeats every utterance twice, so its WER is not an independent",

@@ -1,7 +1,7 @@
 """Per-chunk streaming cost against stream position: re-feeding vs ``kv_reuse`` vs ``kv_reuse`` + ``causal_encoder``
 (and ``dual_model``), on the first minutes of the long real-speech recording, plus each mode's final-transcript WER.
 
-``python -m asrforge.experiments.streaming.run`` writes ``reports/<device>/streaming.jsonl`` (one record per chunk
+``asrforge run streaming`` writes ``reports/<device>/streaming.jsonl`` (one record per chunk
 and mode: ``mode``, ``stream_pos_s``, ``chunk_latency_ms``, ...) and ``streaming_summary.json`` (the run's settings,
 the final and offline transcripts, their WERs), then renders ``streaming.md`` and ``streaming.png`` from them
 (experiments/streaming/report.py).
@@ -181,7 +181,7 @@ def run(seconds: float, chunk_s: float, refeed_every: int, modes: Sequence[Mode]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="asrforge run streaming", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300.0, help="stream length (cut at the next pause)")
     parser.add_argument("--chunk-s", type=float, default=2.0)
     parser.add_argument("--refeed-every", type=int, default=6, help="time re-feeding at every N-th chunk only")
@@ -190,7 +190,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     chosen = [m for m in MODES if m.name in args.modes.split(",")]
     run(args.seconds, args.chunk_s, args.refeed_every, chosen, args.out)
-
-
-if __name__ == "__main__":
-    main()

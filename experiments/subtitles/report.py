@@ -7,11 +7,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from asrforge.experiments import markdown as md
 from asrforge.experiments.jsonl import read_jsonl
 
-# Issue #7's goals: mean boundary error (ms) and, for fast mode, an overhead ratio to stay under.
+# The study's goals: mean boundary error (ms) and, for fast mode, an overhead ratio to stay under.
 GOALS: dict[str, tuple[float, float | None]] = {"accurate": (100.0, None), "fast": (300.0, 1.05)}
-COMMAND = ".venv/bin/python -m asrforge.experiments.subtitles.run"
+COMMAND = "asrforge run subtitles"
+
+
+def render_all(root: Path) -> list[Path]:
+    """Every ``<root>/<device>/subtitles.md`` from the records beside it."""
+    return [write_markdown(records.parent) for records in sorted(root.glob("*/subtitles.jsonl"))]
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
@@ -44,13 +50,13 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
         out += _long_section(long)
     if short:
         out += _short_section(short)
-    out += ["## Goals (issue #7)", ""] + [_verdict(mode, long, short) for mode in GOALS] + [""]
+    out += ["## Goals", ""] + [_verdict(mode, long, short) for mode in GOALS] + [""]
     out += _history(records)
     return "\n".join(out) + "\n"
 
 
 def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
+    return md.num(value, 0, missing="n/a")
 
 
 def _long_section(long: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,6 +1,6 @@
 """Subtitle timing benchmark: boundary error and latency cost of ``fast`` and ``accurate`` word timing.
 
-``.venv/bin/python -m asrforge.experiments.subtitles.run`` decodes ``eval/long/dev_concat_once.wav`` (27 real
+``asrforge run subtitles`` decodes ``eval/long/dev_concat_once.wav`` (27 real
 utterances whose start/end are in its manifest) as the server does (one Silero VAD pass, 30-s chunks cut at pauses,
 decoded one after another, stitched) in three modes, interleaved over ``--repeats`` trials:
 
@@ -179,7 +179,7 @@ def run_short(engine: BaseEngine, paths: Sequence[Path], repeats: int, subtitles
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="asrforge.experiments.subtitles.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="asrforge run subtitles", description=__doc__.split("\n")[0])
     parser.add_argument("--file", default="dev_concat_once.wav", help="a file of eval/long (its manifest has times)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved trials per mode")
     parser.add_argument("--short", type=int, default=8, help="dev clips for the short-clip latency (0: skip)")
@@ -218,7 +218,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     append_jsonl(out / "subtitles.jsonl", rows)
     print(write_markdown(out))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,9 +7,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from asrforge.experiments import markdown as md
 from asrforge.experiments.jsonl import read_jsonl
 
-COMMAND = ".venv/bin/python -m asrforge.experiments.translation.run"
+COMMAND = "asrforge run translation"
+
+
+def render_all(root: Path) -> list[Path]:
+    """Every ``<root>/<device>/translation.md`` from the records beside it."""
+    return [write_markdown(records.parent) for records in sorted(root.glob("*/translation.jsonl"))]
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
@@ -19,12 +25,8 @@ def write_markdown(report_dir: str | os.PathLike) -> Path:
     return path
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _pct(value: float | None, unit: str = " %") -> str:
-    return "n/a (OpenCC not installed)" if value is None else f"{value:.1f}{unit}"
+    return md.percent(value, 1, missing="n/a (OpenCC not installed)", unit=unit)
 
 
 def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
@@ -54,12 +56,12 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
         "not scored.",
         "",
         "| clip | s | reference | transcript | CER % (as written / Simplified) | English (Whisper translate) |",
-        "|---|---|---|---|---|---|",
+        md.rule("llllll"),
     ]
     lines += [
-        f"| {r['audio']} | {r['audio_s']:.1f} | {_cell(r['reference'])} | {_cell(r['transcript'])} "
+        f"| {r['audio']} | {r['audio_s']:.1f} | {md.cell(r['reference'])} | {md.cell(r['transcript'])} "
         f"| {r['cer']:.1f} / {_pct(r.get('cer_simplified'), '')} "
-        f"| {_cell(r['translation_en'])} |"
+        f"| {md.cell(r['translation_en'])} |"
         for r in run
         if r["kind"] == "zh_clip"
     ]
@@ -86,5 +88,7 @@ def _round_trip(trip: Mapping[str, Any]) -> list[str]:
         "| reference | Chinese | back in English |",
         "|---|---|---|",
     ]
-    lines += [f"| {_cell(e['reference'])} | {_cell(e['chinese'])} | {_cell(e['back'])} |" for e in trip["examples"]]
+    lines += [
+        f"| {md.cell(e['reference'])} | {md.cell(e['chinese'])} | {md.cell(e['back'])} |" for e in trip["examples"]
+    ]
     return lines

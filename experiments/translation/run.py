@@ -1,4 +1,4 @@
-"""Translation report (issue #8): ``.venv/bin/python -m asrforge.experiments.translation.run`` appends records to
+"""Translation report: ``asrforge run translation`` appends records to
 ``reports/<device>/translation.jsonl`` and renders ``translation.md`` beside it.
 
 - zh: every clip of the eval set's ``zh/`` transcribed by multilingual Whisper base (language ``zh``; CER against the
@@ -150,7 +150,7 @@ def round_trip(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="asrforge.experiments.translation.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="asrforge run translation", description=__doc__.split("\n")[0])
     parser.add_argument("--engine", default="whisper-base", help="a multilingual conf/engine option")
     parser.add_argument("--plugins", default="eval_mode,sdpa", help="comma-separated plugins")
     parser.add_argument("--translator", default="chat-completions", help="a conf/translation option ('none': skip)")
@@ -192,7 +192,3 @@ def _translator_config(args: argparse.Namespace) -> TranslatorConfig | None:
     node = OmegaConf.to_container(load_option("translation", args.translator), resolve=True)
     node.update({k: v for k, v in (("base_url", args.translator_url), ("model", args.translator_model)) if v})
     return make_translator_config(node)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

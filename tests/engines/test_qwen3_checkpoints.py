@@ -89,7 +89,9 @@ def test_bench_records_the_checkpoint_s_transcript_and_weights(qwen3_checkpoints
         [
             sys.executable,
             "-m",
-            "asrforge.experiments.bench.run",
+            "asrforge.cli",
+            "run",
+            "bench",
             f"report.dir={reports}",
             "engine=qwen3-asr-0.6b",
             f"engine.model={path}",
@@ -100,6 +102,8 @@ def test_bench_records_the_checkpoint_s_transcript_and_weights(qwen3_checkpoints
             "matrix.combos=[]",
             "bench.auto_combine=false",
             "bench.warmup_calls=0",
+            "decode=greedy",  # what transformers alone does below; no second pass at other policies
+            "bench.compare_policies=[]",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -109,6 +113,8 @@ def test_bench_records_the_checkpoint_s_transcript_and_weights(qwen3_checkpoints
     assert done.returncode == 0, done.stderr[-3000:]
     (record,) = read_records(reports / "cpu" / "results.jsonl")
     assert record.weights == checkpoint_id(path) and not record.random_weights and record.wer is not None
+    assert record.combination["engine_config"]["model"] == str(path)
+    assert "architecture" not in record.combination["engine_config"]  # the record describes what ran
     assert record.files[0]["hypothesis"] == qwen3_expected[2]
     assert f"weights: {checkpoint_id(path)}" in (reports / "cpu" / "README.md").read_text()
 

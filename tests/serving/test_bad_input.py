@@ -87,9 +87,10 @@ def test_unknown_model(server, jfk_bytes):
     assert assert_openai_error(response, 404, "model")["code"] == "model_not_found"
 
 
-def test_translation_on_an_english_only_model(server, jfk_bytes):
-    response = post(server.url + "/v1/audio/translations", files={"file": ("a.wav", jfk_bytes)})
-    assert "translate" in assert_openai_error(response, 400)["message"]
+def test_translation_of_other_languages_on_an_english_only_model(server, jfk_bytes):
+    files = {"file": ("a.wav", jfk_bytes)}
+    response = post(server.url + "/v1/audio/translations", files=files, data={"model": "whisper-1", "language": "de"})
+    assert "whisper-base" in assert_openai_error(response, 400, "language")["message"]
 
 
 def test_oversized_upload_and_too_long_audio(make_server, jfk_bytes):

@@ -60,6 +60,37 @@ def test_a_full_queue_answers_429_with_retry_after_and_loses_nothing(make_server
         assert "asrforge_rejected_total" in httpx.get(live.url + "/metrics").text
 
 
+def test_a_burst_beyond_the_expected_wait_gets_429_with_a_retry_after_that_works(
+    make_server, jfk_bytes, jfk_transcript
+):
+    # max_wait_s below one decode: while one request decodes, every other one is refused with the time its wait
+    # would exceed the limit by; clients that honour the Retry-After all get their transcript in the end.
+    with make_server(scheduler={"max_batch_size": 1, "max_wait_s": 0.01}) as live:
+        files = {"file": ("jfk.wav", jfk_bytes)}
+        assert httpx.post(live.url + TRANSCRIPTIONS, files=files, data={"model": "whisper-1"}, timeout=120).is_success
+        retry_afters: list[int] = []
+
+        async def until_served(client: httpx.AsyncClient) -> str:
+            while True:
+                response = await client.post(live.url + TRANSCRIPTIONS, files=files, data={"model": "whisper-1"})
+                if response.status_code != 429:
+                    assert response.status_code == 200, response.text
+                    return response.json()["text"]
+                assert response.json()["error"]["type"] == "rate_limit_error"
+                assert "expected wait" in response.json()["error"]["message"]
+                retry_afters.append(int(response.headers["retry-after"]))
+                await asyncio.sleep(retry_afters[-1])
+
+        async def burst() -> list[str]:
+            async with httpx.AsyncClient(timeout=120) as client:
+                return await asyncio.gather(*(until_served(client) for _ in range(5)))
+
+        assert asyncio.run(burst()) == [jfk_transcript.text] * 5
+        speed = live.state.scheduler.speed.audio_per_s
+        assert retry_afters and min(retry_afters) >= 1
+        assert max(retry_afters) <= 2 * 5 * jfk_transcript.duration_s / speed + 1  # the backlog over the speed
+
+
 def test_a_client_that_leaves_mid_stream_frees_its_work_and_others_are_unaffected(
     make_server, long_once, jfk_bytes, jfk_transcript
 ):

@@ -12,6 +12,7 @@ import websockets
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from asrforge.audio import load_audio
+from asrforge.engines.base import DecodeOptions
 
 FRAME_S = 0.1
 normalise = EnglishTextNormalizer()
@@ -159,3 +160,47 @@ def test_unsupported_sample_rates_are_refused(server, rate):
 
     with pytest.raises(websockets.exceptions.InvalidStatus):
         asyncio.run(connect())
+
+
+def test_partials_are_sent_while_http_work_keeps_the_queue_busy(tiny_engine, dev_dir, jfk_path):
+    """The served engine has no streaming plugin; the session switches kv_reuse on for itself, so a partial costs the
+    new audio only and runs under load (realtime first, within its share), where it used to wait for an empty queue.
+    Driven at the session level, each tick waiting for its partial, so the test does not depend on machine speed."""
+    from asrforge.serving.realtime import RealtimeSession
+    from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
+    from asrforge.serving.settings import RealtimeSettings, SchedulerSettings
+    from asrforge.vad import SpeechDetector
+
+    assert not tiny_engine.stream_settings.incremental
+    audio = pcm16(dev_dir / "ljspeech_LJ001-0001.wav")  # one 10-s sentence without long pauses
+    http_clip = load_audio(jfk_path)
+    events: list[dict] = []
+
+    async def send(event: dict) -> None:
+        events.append(event)
+
+    async def run() -> int:
+        scheduler = InferenceScheduler(tiny_engine, SchedulerSettings(max_batch_size=1, max_wait_s=None), warmup=False)
+        scheduler.start()
+        http = scheduler.submit([http_clip] * 40, DecodeOptions(), Priority.BATCH)  # more than the session lasts
+        session = RealtimeSession(scheduler, SpeechDetector(), RealtimeSettings(), 16_000, send)
+        step = int(RealtimeSettings().buffer_ms * 16_000 / 1000) * 2
+        for offset in range(0, len(audio), step):
+            await session.add_pcm16(audio[offset : offset + step])
+            await session.drained()
+        still_queued = scheduler.queued
+        cancel(http)
+        await session.commit("end")
+        await session.drained()
+        await session.close()
+        scheduler.stop()
+        return still_queued
+
+    assert asyncio.run(run()) > 0  # HTTP work was waiting the whole time
+    deltas = [e for e in events if e["type"].endswith(".delta")]
+    assert len(deltas) >= 2, [e["type"] for e in events]
+    completed = {e["item_id"]: e["transcript"].split() for e in events if e["type"].endswith(".completed")}
+    for item in {d["item_id"] for d in deltas}:
+        partial = "".join(d["delta"] for d in deltas if d["item_id"] == item).split()
+        settled = partial[:-2]  # the last words sent may still be re-cut once the audio after them is heard
+        assert normalise(" ".join(settled)) == normalise(" ".join(completed[item][: len(settled)])), partial

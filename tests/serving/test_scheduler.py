@@ -87,7 +87,7 @@ def test_cancelled_work_is_skipped_and_a_full_queue_refuses(tiny_engine, clips):
         kept = await scheduler.transcribe([clips[4]], DecodeOptions(), Priority.BATCH)
         return refused.value, kept, scheduler.metrics.batch_size
 
-    settings = SchedulerSettings(max_queue=4, max_batch_size=1, max_batch_wait_ms=0)
+    settings = SchedulerSettings(max_queue=4, max_batch_size=1, max_batch_wait_ms=0, max_wait_s=None)
     refused, kept, histogram = run_with(tiny_engine, settings, scenario)
     assert refused.retry_after_s >= 1
     assert kept[0].text
@@ -95,25 +95,40 @@ def test_cancelled_work_is_skipped_and_a_full_queue_refuses(tiny_engine, clips):
     assert samples["asrforge_batch_size_count"] == 2  # the blocker and the last clip; the cancelled three never ran
 
 
-def test_a_batch_variant_engine_decodes_alone_unless_allowed(clips):
-    """CPU int8 quantizes activations with one scale per batch, so a batch-mate could change a client's words:
-    in exact mode (the default) such an engine gets one chunk per call, and every client its lone transcript."""
+def test_int8_with_per_sample_scales_is_batched_and_a_batch_variant_engine_decodes_alone(clips):
+    """fbgemm int8 quantizes a whole input with one activation scale: with one scale per batch a batch-mate could change
+    a client's words, so in exact mode (the default) such an engine gets one chunk per call. With one scale per batch
+    element (int8_dynamic's per_sample, the default) the batched decode equals the lone one and is batched."""
     from asrforge.combination import Combination
 
-    engine = Combination.named("whisper-tiny-en", ["eval_mode", "int8_dynamic"], device="cpu").load()
-    assert engine.batch_variance
-    alone = [engine.transcribe([clip])[0].text for clip in clips[:4]]
+    def int8(per_sample: bool):
+        node = {"_target_": "asrforge.optimizations.int8_dynamic.Int8Dynamic", "per_sample": per_sample}
+        tiny = Combination.named("whisper-tiny-en", device="cpu")
+        return Combination(tiny.engine, ["eval_mode", "int8_dynamic"], {"int8_dynamic": node}).load()
 
     async def scenario(scheduler):
         results = await asyncio.gather(
             *(scheduler.transcribe([clip], DecodeOptions(), Priority.BATCH) for clip in clips[:4])
         )
         samples = {s.name: s.value for s in scheduler.metrics.batch_size.collect()[0].samples}
-        return [r[0].text for r in results], samples["asrforge_batch_size_count"]
+        return [r[0] for r in results], samples["asrforge_batch_size_count"]
 
     exact = SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200)
-    assert run_with(engine, exact, scenario) == (alone, 4)
-    _, calls = run_with(engine, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200, exact=False), scenario)
+    per_sample = int8(per_sample=True)
+    assert per_sample.batch_variance is None
+    alone = [per_sample.transcribe([clip])[0] for clip in clips[:4]]
+    batched, calls = run_with(per_sample, exact, scenario)
+    assert calls < 4  # batched in exact mode
+    assert [(t.text, [(s.start, s.end, s.text) for s in t.segments]) for t in batched] == [
+        (t.text, [(s.start, s.end, s.text) for s in t.segments]) for t in alone
+    ]
+
+    per_batch = int8(per_sample=False)
+    assert per_batch.batch_variance
+    alone_texts = [per_batch.transcribe([clip])[0].text for clip in clips[:4]]
+    transcripts, calls = run_with(per_batch, exact, scenario)
+    assert ([t.text for t in transcripts], calls) == (alone_texts, 4)
+    _, calls = run_with(per_batch, SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200, exact=False), scenario)
     assert calls < 4
 
 
@@ -150,3 +165,49 @@ def test_other_model_work_runs_alone_on_the_executor_thread_in_priority_order(ti
     assert thread == "asrforge-inference"
     assert order.index("realtime step") <= 1, order  # after the decode already running at most
     assert sorted(order) == ["batch-0", "batch-1", "batch-2", "realtime step"]
+
+
+def test_plain_http_work_completes_while_realtime_work_keeps_arriving(tiny_engine, clips):
+    # Two realtime streams keep a step queued at every moment; with strict priority the HTTP request would wait for
+    # the flood to end. Its guaranteed share (class_weights) lets it through while the flood goes on.
+    import time
+
+    steps_done: list[int] = []
+
+    def step() -> None:
+        time.sleep(0.05)
+        steps_done.append(1)
+
+    async def scenario(scheduler):
+        async def flood() -> None:
+            for _ in range(30):
+                await scheduler.run(step, Priority.REALTIME)
+
+        floods = [asyncio.create_task(flood()) for _ in range(2)]
+        await asyncio.sleep(0.2)  # the flood is on
+        await scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH)
+        served_during_flood = len(steps_done)
+        await asyncio.gather(*floods)
+        return served_during_flood
+
+    settings = SchedulerSettings(max_batch_size=1, class_weights=(6, 2, 1))
+    assert run_with(tiny_engine, settings, scenario) < 60  # the HTTP request did not wait for all 60 steps
+
+
+def test_the_expected_wait_is_refused_with_a_retry_after_from_the_same_estimate(tiny_engine, clips):
+    async def scenario(scheduler):
+        await scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH)  # measures the decode speed
+        speed = scheduler.speed.audio_per_s
+        queued = scheduler.submit(clips[1:4], DecodeOptions(), Priority.BATCH)
+        with pytest.raises(QueueFullError) as refused:
+            scheduler.submit([clips[4]], DecodeOptions(), Priority.BATCH)
+        realtime = scheduler.submit([clips[4]], DecodeOptions(), Priority.REALTIME)  # realtime is never refused
+        await asyncio.gather(*queued, *realtime)
+        return speed, refused.value
+
+    settings = SchedulerSettings(max_batch_size=1, max_wait_s=0.01)
+    speed, refused = run_with(tiny_engine, settings, scenario)
+    backlog_s = sum(clip.size for clip in clips[1:5]) / 16_000
+    assert "expected wait" in str(refused)
+    # The Retry-After is the backlog over the measured speed (the speed moves a little as decodes are measured).
+    assert 1 <= refused.retry_after_s <= 2 * backlog_s / speed + 1

@@ -84,6 +84,20 @@ def test_chinese_without_a_configured_translator_is_a_400_that_says_why(server, 
     assert "no text translator is configured" in raised.value.body["message"]
 
 
+def test_english_speech_on_an_english_only_model_translates_to_its_transcript(server, jfk_bytes, jfk_transcript):
+    # As OpenAI's endpoint does: English speech "translated" into English is the English transcript.
+    api = client(server)
+    assert api.audio.translations.create(file=("jfk.wav", jfk_bytes), model="whisper-1").text == jfk_transcript.text
+    verbose = api.audio.translations.create(
+        file=("jfk.wav", jfk_bytes), model="whisper-1", response_format="verbose_json", extra_body={"language": "en"}
+    )
+    assert verbose.text == jfk_transcript.text and verbose.task == "translate" and verbose.language == "en"
+    # Speech named as another language cannot be translated by tiny.en: the 400 names a model that can.
+    with pytest.raises(openai.BadRequestError) as raised:
+        api.audio.translations.create(file=("jfk.wav", jfk_bytes), model="whisper-1", extra_body={"language": "fr"})
+    assert raised.value.body["param"] == "language" and "whisper-base" in raised.value.body["message"]
+
+
 def test_an_unreachable_translator_is_a_503_not_a_hang(make_server, jfk_bytes):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

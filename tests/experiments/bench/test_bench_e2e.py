@@ -16,7 +16,7 @@ def bench(tmp_path: Path, *overrides: str) -> Path:
     """Run the Hydra app in a subprocess with its outputs under ``tmp_path``; returns the report root."""
     reports = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "asrforge.experiments.bench.run", f"report.dir={reports}", *overrides],
+        [sys.executable, "-m", "asrforge.cli", "run", "bench", f"report.dir={reports}", *overrides],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -4,10 +4,10 @@ ratios compare rows of the same decoding policy only."""
 from __future__ import annotations
 
 from asrforge.config import tuning_files
+from asrforge.experiments.bench.bootstrap import corpus_rate, costs_no_accuracy, paired_difference
 from asrforge.experiments.bench.parts import part_p50, part_rate
 from asrforge.experiments.bench.report import rate, render_markdown
 from asrforge.experiments.bench.winner import select_winner
-from asrforge.experiments.bootstrap import corpus_rate, costs_no_accuracy, paired_difference
 
 TUNE = ["t1.wav", "t2.wav", "t3.wav", "t4.wav"]
 TEST = ["s1.wav", "s2.wav", "s3.wav", "s4.wav"]

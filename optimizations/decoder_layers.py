@@ -1,0 +1,61 @@
+"""Decoder layers dropped: keep only the listed layers of Whisper's decoder (a shallower decoder, no retraining).
+
+Each generated token runs every decoder layer, so per-token cost falls with the layers dropped (Distil-Whisper keeps 2
+of 32 and retrains them; BaldWhisper merges layers). Without retraining the residual stream of a kept layer no longer
+carries what a dropped one added, so WER rises: reports/cpu/shrink.md gives the curve for each subset, chosen on
+the tuning part of the dev data only. The shallower model also serves as a draft for assisted decoding of the
+full one (speculative decoding keeps the full model's greedy output).
+
+Cache and timestamps follow the kept layers: each kept layer gets its new index (the KV cache is indexed by it) and
+the cross-attention heads used for word timing are renumbered, those of dropped layers dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.errors import ConfigError
+from asrforge.optimizations.base import Plugin, Requirements, Target, register
+
+
+@register
+@dataclass(frozen=True)
+class DecoderLayers(Plugin):
+    name = "decoder_layers"
+    order = 15  # before int8 (20): quantize only the layers that stay
+    requires = Requirements(engines=frozenset({"whisper"}))
+
+    keep: tuple[int, ...] = (0, 1, 2)  # decoder layer indices kept, in order
+
+    def refusal(self, target: Target) -> str | None:
+        reason = super().refusal(target)
+        if reason:
+            return reason
+        keep = tuple(self.keep)
+        if not keep:
+            return "decoder_layers: keep lists no layer"
+        if list(keep) != sorted(set(keep)) or min(keep) < 0:
+            return f"decoder_layers: keep must list distinct layer indices >= 0 in increasing order, not {list(keep)}"
+        return None
+
+    def apply(self, engine: BaseEngine) -> BaseEngine:
+        assert isinstance(engine, TorchEngine)
+        decoder = engine.decoder_module()
+        depth = len(decoder.layers)
+        if max(self.keep) >= depth:
+            # The depth is known only once the weights are in; checked before the model is touched.
+            raise ConfigError(f"decoder_layers: keep {list(self.keep)} names a layer past the decoder's {depth}")
+        decoder.layers = nn.ModuleList(decoder.layers[index] for index in self.keep)
+        for new_index, layer in enumerate(decoder.layers):
+            layer.self_attn.layer_idx = new_index
+            layer.encoder_attn.layer_idx = new_index
+        engine.model.config.decoder_layers = len(self.keep)
+        generation = engine.model.generation_config
+        heads = getattr(generation, "alignment_heads", None)
+        if heads:
+            renumber = {old: new for new, old in enumerate(self.keep)}
+            generation.alignment_heads = [[renumber[layer], head] for layer, head in heads if layer in renumber]
+        return engine

@@ -1,0 +1,144 @@
+"""Encoder-window trimming (whisper.cpp's ``audio_ctx``): encode the clip's mel frames plus a margin, not 30 s.
+
+Whisper pads every clip to a 30-s window of 3000 mel frames and encodes all of it, so a 3-s clip costs the encoder as
+much as a 30-s one (attention over 1500 positions, most of them silence). This plugin cuts the window to the frames
+that hold audio plus ``margin_s``, rounded up to ``bucket_s`` (few distinct shapes, so oneDNN's per-shape caches stay
+warm), and slices the positional table to the encoded length, as whisper.cpp does with ``audio_ctx``.
+
+The model was trained on full windows, so this is not lossless: the decoder no longer sees the long padding it learnt
+to read as "speech ended", and on a short window it closes a segment at the end of the audio and then starts the same
+text again (seen: 3-s clips repeated to the token limit). So once a segment closes with a timestamp within
+``stop_slack_s`` of the audio's end, end-of-text is forced (a logits processor appended to Whisper's own); windows
+that were not trimmed are left alone. reports/cpu/shrink.md gives the WER it costs per clip length; a margin below
+the measured floor is refused.
+
+Where the audio ends is read from the features: the engine pads a window with exact zeros in the feature domain, and a
+log-mel frame of real audio is never all zeros (Whisper's log-mel of digital silence is -1.5, see
+``WhisperFeatureExtractor``), so the last frame with any non-zero value is the end of the audio.
+
+transformers' ``WhisperEncoder.forward`` insists on exactly 3000 frames, so the encoder's ``forward`` is replaced by
+the same computation (convolutions, positions, layers, final norm) on the trimmed input.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.optimizations.base import Plugin, Requirements, Target, register
+
+FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
+# Below this margin the decoder cut transcripts short on the dev clips (reports/cpu/shrink.md).
+MIN_MARGIN_S = 0.5
+
+
+@register
+@dataclass(frozen=True)
+class EncoderWindow(Plugin):
+    name = "encoder_window"
+    order = 20
+    requires = Requirements(
+        engines=frozenset({"whisper"}),
+        # Each needs the fixed 3000-frame window: an exported, engine-built or shape-specialised encoder.
+        conflicts=frozenset({"onnx_encoder", "tensorrt_encoder", "encoder_compile"}),
+    )
+
+    margin_s: float = 1.0  # audio-free frames kept after the last audio frame
+    bucket_s: float = 1.0  # the encoded length is rounded up to a multiple of this
+    min_window_s: float = 0.0  # never encode less than this
+    stop_slack_s: float = 1.0  # a segment closing this close to the audio's end ends the text (None: never forced)
+
+    def refusal(self, target: Target) -> str | None:
+        reason = super().refusal(target)
+        if reason:
+            return reason
+        if self.margin_s < MIN_MARGIN_S:
+            return (
+                f"encoder_window: margin_s {self.margin_s} is below {MIN_MARGIN_S} s, where trimming changed "
+                "transcripts beyond the tolerance (reports/cpu/shrink.md)"
+            )
+        if self.bucket_s <= 0 or self.min_window_s < 0:
+            return "encoder_window: bucket_s must be > 0 and min_window_s >= 0"
+        return None
+
+    def encoded_frames(self, audio_frames: int, window_frames: int) -> int:
+        """Mel frames to encode for ``audio_frames`` of audio: plus the margin, bucketed, even, within the window."""
+        bucket = max(2, round(self.bucket_s * FRAMES_PER_S))
+        wanted = max(audio_frames + round(self.margin_s * FRAMES_PER_S), round(self.min_window_s * FRAMES_PER_S))
+        frames = math.ceil(wanted / bucket) * bucket
+        return min(window_frames, frames + frames % 2)  # conv2 has stride 2
+
+    def apply(self, engine: BaseEngine) -> BaseEngine:
+        assert isinstance(engine, TorchEngine)
+        encoder = engine.encoder_module()
+        window_frames = encoder.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
+        plugin = self
+        ends_s: list[float | None] = []  # per row of the window being decoded: where its audio ends (None: untrimmed)
+
+        def forward(self: nn.Module, input_features: torch.Tensor, attention_mask=None, **kwargs):
+            rows = audio_frame_counts(input_features)
+            frames = plugin.encoded_frames(max(rows), window_frames)
+            ends_s[:] = [n / FRAMES_PER_S if frames < window_frames else None for n in rows]
+            return trimmed_forward(self, input_features[..., :frames], **kwargs)
+
+        encoder.forward = types.MethodType(forward, encoder)
+        if self.stop_slack_s is not None:
+            generation = engine.model.generation_config
+            stop = StopAtAudioEnd(ends_s, generation.no_timestamps_token_id + 1, generation.eos_token_id, self.stop_slack_s)
+            build = engine.model._retrieve_logit_processors
+
+            def with_stop(*args, **kwargs):
+                processors = build(*args, **kwargs)
+                return [*(processors or []), stop]
+
+            engine.model._retrieve_logit_processors = with_stop
+        return engine
+
+
+class StopAtAudioEnd:
+    """Forces end-of-text after a segment closes within ``slack_s`` of the audio's end in a trimmed window.
+
+    Whisper writes ``<|t0|> text <|t1|>`` per segment; a timestamp right after a text token closes one. Rows are the
+    window's clips, each repeated per beam (generate's layout), so row r reads the end of clip r // beams.
+    """
+
+    def __init__(self, ends_s: list[float | None], timestamp_begin: int, eos: int, slack_s: float):
+        self.ends_s, self.timestamp_begin, self.eos, self.slack_s = ends_s, timestamp_begin, eos, slack_s
+        self.precision_s = 0.02  # Whisper's timestamp tokens step by 20 ms
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        if not self.ends_s or input_ids.shape[1] < 2 or all(end is None for end in self.ends_s):
+            return scores
+        beams = max(1, input_ids.shape[0] // len(self.ends_s))
+        last, before = input_ids[:, -1].tolist(), input_ids[:, -2].tolist()
+        for row, (token, previous) in enumerate(zip(last, before, strict=True)):
+            end = self.ends_s[min(row // beams, len(self.ends_s) - 1)]
+            closes = token >= self.timestamp_begin and previous < self.timestamp_begin
+            if end is not None and closes and (token - self.timestamp_begin) * self.precision_s >= end - self.slack_s:
+                scores[row] = -float("inf")
+                scores[row, self.eos] = 0.0
+        return scores
+
+
+def audio_frame_counts(features: torch.Tensor) -> list[int]:
+    """Per clip of the batch: frames up to its last one that is not all zeros (the engine's padding follows it)."""
+    nonzero = features.ne(0).any(dim=1)  # (batch, frames)
+    last = torch.where(nonzero, torch.arange(1, nonzero.shape[1] + 1, device=features.device), 0).amax(dim=1)
+    return last.tolist()
+
+
+def trimmed_forward(encoder: nn.Module, input_features: torch.Tensor, **kwargs):
+    """``WhisperEncoder.forward`` for any even number of frames up to the window (inference: no dropout/LayerDrop)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    hidden = nn.functional.gelu(encoder.conv1(input_features))
+    hidden = nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+    for layer in encoder.layers:
+        hidden = layer(hidden, None)
+    return BaseModelOutput(last_hidden_state=encoder.layer_norm(hidden))

@@ -1,0 +1,132 @@
+"""The shrink plugins against the unoptimised path on real speech and real Whisper tiny.en weights: encoder_window
+(the encoder sees the clip plus a margin, not 30 s) and decoder_layers (a shallower decoder).
+
+Each test checks the plugin really changed the engine (fewer encoder positions, fewer decoder layers), so a plugin
+that did nothing could not pass; the refusals are exact one-line reasons.
+"""
+
+from __future__ import annotations
+
+import jiwer
+import numpy as np
+import pytest
+from whisper_normalizer.english import EnglishTextNormalizer
+
+from asrforge.audio import load_audio
+from asrforge.combination import Combination
+from asrforge.errors import ConfigError
+from asrforge.optimizations import Target, combination_refusal, make_plugins
+from asrforge.optimizations.encoder_window import EncoderWindow
+
+# Clips well under 30 s, where trimming saves most: JFK (11 s) and a LibriSpeech utterance (8 s).
+CLIPS = ["fasterwhisper_jfk.wav", "librispeech_1988-24833-0001.wav"]
+# Trimming is lossy (reports/cpu/shrink.md): on these clips a word per clip at most may change.
+WINDOW_WER_BUDGET = 0.1
+CPU_WHISPER = Target(engine="whisper", device="cpu", dtype="float32")
+_normalise = EnglishTextNormalizer()
+
+
+@pytest.fixture(scope="module")
+def clips(dev_dir) -> list[np.ndarray]:
+    return [load_audio(dev_dir / name) for name in CLIPS]
+
+
+@pytest.fixture(scope="module")
+def reference(clips) -> list[str]:
+    engine = Combination.named("whisper-tiny-en", ["sdpa"]).load()
+    return [engine.transcribe([clip])[0].text for clip in clips]
+
+
+def load(plugins: list[str], settings: dict | None = None):
+    combination = Combination.named("whisper-tiny-en", plugins)
+    combination.settings = settings or {}
+    engine = combination.load()
+    assert engine.applied_plugins == plugins
+    return engine
+
+
+def layers(*keep: int) -> dict:
+    return {"decoder_layers": {"_target_": "asrforge.optimizations.decoder_layers.DecoderLayers", "keep": list(keep)}}
+
+
+def wer(reference: list[str], hypothesis: list[str]) -> float:
+    return jiwer.wer([_normalise(t) for t in reference], [_normalise(t) for t in hypothesis])
+
+
+def test_encoder_window_encodes_the_clip_plus_margin_and_keeps_the_transcript_within_budget(clips, reference):
+    engine = load(["sdpa", "encoder_window"])
+    positions = []
+    engine.encoder_module().register_forward_hook(lambda m, a, out: positions.append(out.last_hidden_state.shape[1]))
+    texts = [engine.transcribe([clip])[0].text for clip in clips]
+    margin_frames = round(EncoderWindow().margin_s * 100)
+    for clip, encoded in zip(clips, positions, strict=True):
+        audio_positions = len(clip) // 160 // 2
+        assert audio_positions < encoded <= audio_positions + margin_frames // 2 + 100  # + one 1-s bucket
+        assert encoded < 1500  # the full 30-s window has 1500 positions
+    assert wer(reference, texts) <= WINDOW_WER_BUDGET
+
+
+def test_encoder_window_matches_the_full_encoder_where_the_window_is_full(dev_dir):
+    """A 30-s-or-longer window is encoded whole: the trimmed forward is the same computation as transformers'."""
+    import torch
+
+    full = load(["sdpa"])
+    trimmed = load(["sdpa", "encoder_window"])
+    features, _ = full.features([load_audio(dev_dir / "ami_ES2011a-h0-40s.wav")])
+    window = features.repeat(1, 1, 3000 // features.shape[-1] + 1)[..., :3000]  # speech in every frame
+    with torch.inference_mode():
+        expected = full.encoder_module()(window).last_hidden_state
+        got = trimmed.encoder_module()(window).last_hidden_state
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("names", "settings", "reason"),
+    [
+        (["encoder_window", "onnx_encoder"], {}, "encoder_window cannot be combined with onnx_encoder"),
+        (["encoder_window", "encoder_compile"], {}, "encoder_window cannot be combined with encoder_compile"),
+        (
+            ["encoder_window"],
+            {"margin_s": 0.2},
+            "encoder_window: margin_s 0.2 is below 0.5 s, where trimming changed transcripts beyond the tolerance "
+            "(reports/cpu/shrink.md)",
+        ),
+        (["decoder_layers"], {"keep": []}, "decoder_layers: keep lists no layer"),
+        (
+            ["decoder_layers"],
+            {"keep": [2, 0]},
+            "decoder_layers: keep must list distinct layer indices >= 0 in increasing order, not [2, 0]",
+        ),
+    ],
+)
+def test_shrink_refusals_are_one_line_reasons(names, settings, reason):
+    plugins = make_plugins(names)
+    if settings:
+        plugins[0] = type(plugins[0])(**settings)
+    assert combination_refusal(CPU_WHISPER, plugins) == reason
+
+
+@pytest.mark.parametrize("name", ["encoder_window", "decoder_layers"])
+def test_shrink_plugins_refuse_qwen3_asr(name):
+    target = Target(engine="qwen3_asr", device="cpu", dtype="float32")
+    assert combination_refusal(target, make_plugins([name])) == f"{name} needs engine whisper; this is qwen3_asr"
+
+
+def test_decoder_layers_keeping_every_layer_is_the_unoptimised_model(clips, reference):
+    engine = load(["sdpa", "decoder_layers"], layers(0, 1, 2, 3))
+    assert [engine.transcribe([clip])[0].text for clip in clips] == reference
+
+
+def test_decoder_layers_drops_layers_and_still_transcribes(clips, reference):
+    engine = load(["sdpa", "decoder_layers"], layers(0, 2, 3))
+    assert len(engine.decoder_module().layers) == 3 and engine.model.config.decoder_layers == 3
+    texts = [engine.transcribe([clip])[0].text for clip in clips]
+    # Without retraining a dropped layer costs words (reports/cpu/shrink.md); the shallower model still follows
+    # the speech: most words survive, and the transcript is not the unoptimised one.
+    assert texts != reference
+    assert wer(reference, texts) < 0.5
+
+
+def test_decoder_layers_past_the_decoder_are_refused_before_the_model_changes():
+    with pytest.raises(ConfigError, match=r"decoder_layers: keep \[0, 7\] names a layer past the decoder's 4"):
+        load(["decoder_layers"], layers(0, 7))
