@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
 	$(BIN)/pip install -q -e '.[dev]'
+	# The speaker encoder's weights (asrforge/diarization/encoder.py): the wheel without librosa/webrtcvad.
+	$(BIN)/pip install -q --no-deps 'resemblyzer==0.1.4'
 	touch $@
 
 test: $(STAMP)
@@ -35,15 +37,13 @@ report: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/asrforge run load $(ARGS)
 
-# The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): exits 1 on a regression,
-# 2 when it cannot judge. gate-update measures anew and rewrites reports/<device>/gate_baseline/<machine>.json.
-# ARGS=... adds overrides, e.g. make gate ARGS="device=cuda trials=12".
-.PHONY: gate gate-update
+# The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): this working tree against
+# a base commit (the merge base with main, or HEAD~1 on main) checked out beside it, both timed on this machine in
+# one run; exits 1 on a regression, 2 only when there is no base to compare with. ARGS=... adds overrides, e.g.
+# make gate ARGS="base=HEAD~3 device=cuda".
+.PHONY: gate
 gate: $(STAMP)
 	$(BIN)/asrforge run gate $(ARGS)
-
-gate-update: $(STAMP)
-	$(BIN)/asrforge run gate --update $(ARGS)
 
 # Subtitle timing (fast vs accurate) and translation reports: reports/cpu/subtitles.md, reports/cpu/translation.md.
 # ARGS=... adds options, e.g. make translation-report ARGS="--translator-url http://127.0.0.1:8001/v1".
@@ -68,6 +68,12 @@ clean:
 .PHONY: streaming
 streaming: $(STAMP)
 	$(BIN)/asrforge run streaming $(ARGS)
+
+# Speaker diarization on eval/long/dev_concat_once.wav: DER (pyannote.metrics, 0.25-s collar), speaker count, cost
+# against the plain decode; writes reports/cpu/diarization.{jsonl,md}. ARGS=... adds options, e.g. ARGS="--repeats 5".
+.PHONY: diarization-report
+diarization-report: $(STAMP)
+	$(BIN)/asrforge run diarization $(ARGS)
 
 # The shrink study: encoder-window margins and decoder-layer subsets against the CPU winner, interleaved; appends to
 # reports/cpu/shrink.jsonl and renders reports/cpu/shrink.md (one curve per lever). ARGS="--threads 2" etc.

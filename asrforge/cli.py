@@ -20,13 +20,19 @@ if TYPE_CHECKING:
     from asrforge.subtitles.files import FileSubtitler
     from asrforge.translation.plan import TextTranslation
 
-FORMAT_EXTENSIONS = {"text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt"}
+FORMAT_EXTENSIONS = {
+    "text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt", "diarized_json": "json"
+}  # fmt: skip
 # Short names kept for the studies people run most: `asrforge bench` is `asrforge run bench`.
 STUDY_ALIASES = {"bench": "bench", "gate": "gate", "loadtest": "load"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "data":
+        from asrforge.data import main as data
+
+        return data(argv[1:])
     if argv and argv[0] == "run":
         return _run(argv[1:])
     if argv and argv[0] in STUDY_ALIASES:
@@ -93,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["fast", "accurate"],
         help="word timing of srt/vtt cues: accurate (forced aligner) or fast (heuristic); default: conf/subtitles",
     )
+    transcribe.add_argument(
+        "--diarize",
+        action="store_true",
+        help="who spoke when: speaker per segment (text: 'A: ...' lines; srt/vtt: speaker cues; diarized_json)",
+    )
+    transcribe.add_argument("--min-speakers", type=int, help="with --diarize: at least this many speakers")
+    transcribe.add_argument("--max-speakers", type=int, help="with --diarize: at most this many speakers")
     transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
     transcribe.set_defaults(run=_transcribe)
 
@@ -101,14 +114,16 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
+    commands.add_parser("data", help="download LibriSpeech dev-clean/test-clean as evaluation sets (--help)")
     commands.add_parser(
         "run",
-        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, gate "
+        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, diarization, "
+        "gate "
         "(asrforge run <study> --help)",
     )
     commands.add_parser("bench", help="= asrforge run bench: the benchmark matrix (key=value ... [--multirun])")
     commands.add_parser("loadtest", help="= asrforge run load: HTTP, SSE and WebSocket clients against the server")
-    commands.add_parser("gate", help="= asrforge run gate: the performance regression gate against the baseline")
+    commands.add_parser("gate", help="= asrforge run gate: the regression gate, this tree against a base commit")
     return parser
 
 
@@ -156,6 +171,11 @@ def _transcribe(args: argparse.Namespace) -> int:
         except (ConfigError, UnsupportedOptionError) as error:
             print(f"asrforge: {error}", file=sys.stderr)
             return 2
+    if args.diarize:
+        return _transcribe_diarized(engine, options, args)
+    if args.response_format == "diarized_json":
+        print("asrforge: --format diarized_json needs --diarize", file=sys.stderr)
+        return 2
     subtitler = _subtitler(engine, options, args) if translate is None else None
     if subtitler is not None:
         options = subtitler.options
@@ -192,6 +212,54 @@ def _transcribe(args: argparse.Namespace) -> int:
         else:
             print(body, flush=True)
     return 1 if failures else 0
+
+
+def _transcribe_diarized(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> int:
+    """--diarize: each file's speaker-attributed transcript (asrforge/diarization), one file at a time."""
+    from asrforge.audio import load_audio
+    from asrforge.diarization import DiarizationOptions
+    from asrforge.diarization.files import FileDiarizer
+    from asrforge.diarization.render import render_diarized
+    from asrforge.subtitles.options import load_subtitle_options
+
+    if args.task != "transcribe" or args.response_format == "verbose_json":
+        print(
+            "asrforge: --diarize works with --task transcribe and text, json, srt, vtt or diarized_json",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        bounds = DiarizationOptions(
+            min_speakers=args.min_speakers, max_speakers=args.max_speakers, word_timing=args.subtitle_mode or "fast"
+        )
+    except ValueError as error:
+        print(f"asrforge: {error}", file=sys.stderr)
+        return 2
+    subtitles = load_subtitle_options(mode=args.subtitle_mode)
+    diarizer = FileDiarizer(engine, options, subtitles, bounds)
+    failures = 0
+    for path in args.files:
+        try:
+            transcript = diarizer.transcribe(load_audio(path))
+        except (AsrforgeError, FileNotFoundError) as error:
+            print(f"asrforge: {path}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.response_format == "text":
+            body = "\n".join(f"{s.speaker}: {s.text.strip()}" for s in transcript.segments)
+        else:
+            fmt = "diarized_json" if args.response_format == "json" else args.response_format
+            body = render_diarized(transcript, fmt, subtitles.layout).rstrip("\n")
+        _emit(args, path, body)
+    return 1 if failures else 0
+
+
+def _emit(args: argparse.Namespace, path: Path, body: str) -> None:
+    if args.output_dir:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        (args.output_dir / f"{path.stem}.{FORMAT_EXTENSIONS[args.response_format]}").write_text(body + "\n")
+    else:
+        print(body, flush=True)
 
 
 def _subtitler(engine: BaseEngine, options: DecodeOptions, args: argparse.Namespace) -> FileSubtitler | None:
@@ -242,6 +310,13 @@ def _run(argv: list[str]) -> int:
     if not argv or argv[0] not in STUDIES:
         print(f"usage: asrforge run {{{','.join(STUDIES)}}} [options]  (asrforge run <study> --help)", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv[0] == "bench":
+        from asrforge.data import missing_message
+
+        missing = missing_message(argv[1:])
+        if missing:
+            print(missing, file=sys.stderr)
+            return 2
     if argv[0] == "gate":
         quiet_third_party()
     return run_study(argv[0], argv[1:])

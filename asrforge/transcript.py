@@ -20,6 +20,7 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # set by diarization (asrforge/diarization): who says this segment
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
-"""The studies: one sub-package each (bench, load, gateway, streaming, subtitles, translation, shrink, gate), each with a
-``run`` module whose ``main(argv)`` measures and writes records, and a ``report`` module whose ``render_all(root)``
-re-renders the committed reports under ``root`` from those records. ``asrforge run <study>`` and ``asrforge report``
-reach them through this table; nothing here imports a study until it is asked for."""
+"""The studies: one sub-package each (bench, load, gateway, streaming, subtitles, translation, shrink, diarization,
+gate), each with a ``run`` module whose ``main(argv)`` measures and writes records, and a ``report`` module whose
+``render_all(root)`` re-renders the committed reports under ``root`` from those records. ``asrforge run <study>``
+and ``asrforge report`` reach them through this table; nothing here imports a study until it is asked for."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
-STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "shrink", "gate")
-# The gate is still flat modules: its run is experiments/gate.py, and its README is rendered by its evidence run.
-_RUN_ELSEWHERE = {"gate": "asrforge.experiments.gate"}
+STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "shrink", "diarization", "gate")
+# The gate's README is rendered by its evidence run (experiments/gate/evidence.py), from measurements it makes.
+_RUN_ELSEWHERE: dict[str, str] = {}
 _NO_REPORT = {"gate"}
 
 

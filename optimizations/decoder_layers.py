@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.errors import ConfigError
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
@@ -41,8 +41,7 @@ class DecoderLayers(Plugin):
             return f"decoder_layers: keep must list distinct layer indices >= 0 in increasing order, not {list(keep)}"
         return None
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         decoder = engine.decoder_module()
         depth = len(decoder.layers)
         if max(self.keep) >= depth:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from asrforge.engines.base import BaseEngine, TorchEngine
+from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
@@ -73,8 +73,7 @@ class EncoderWindow(Plugin):
         frames = math.ceil(wanted / bucket) * bucket
         return min(window_frames, frames + frames % 2)  # conv2 has stride 2
 
-    def apply(self, engine: BaseEngine) -> BaseEngine:
-        assert isinstance(engine, TorchEngine)
+    def apply(self, engine: TorchEngine) -> TorchEngine:
         encoder = engine.encoder_module()
         window_frames = encoder.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
         plugin = self

@@ -33,9 +33,32 @@ class VerboseTranscription(BaseModel):
     words: list[VerboseWord] | None = Field(None, description="with timestamp_granularities[]=word")
 
 
+class DiarizedSegment(BaseModel):
+    type: Literal["transcript.text.segment"] = "transcript.text.segment"
+    id: str
+    speaker: str = Field(description="a known_speaker_names[] entry, else A, B, C... in order of first appearance")
+    start: float = Field(description="seconds from the start of the file")
+    end: float
+    text: str
+
+
 class DurationUsage(BaseModel):
     type: Literal["duration"] = "duration"
     seconds: float
+
+
+class DiarizedTranscription(BaseModel):
+    """response_format=diarized_json: who spoke when; no segment spans two speakers."""
+
+    task: Literal["transcribe"] = "transcribe"
+    duration: float = Field(description="seconds of audio")
+    text: str
+    segments: list[DiarizedSegment]
+    usage: DurationUsage | None = None
+
+
+class TextSegmentEvent(DiarizedSegment):
+    """stream=true with response_format=diarized_json: one per speaker segment, in order, then done."""
 
 
 class TextDeltaEvent(BaseModel):
@@ -70,13 +93,16 @@ class ModelList(BaseModel):
 
 TRANSCRIPTION_RESPONSES: dict[int | str, dict] = {
     200: {
-        "description": "The transcript in the requested response_format (or an SSE stream with stream=true)",
+        "description": "The transcript in the requested response_format (or an SSE stream with stream=true: "
+        "transcript.text.delta events, or transcript.text.segment events with diarized_json, then "
+        "transcript.text.done)",
         "content": {
             "application/json": {
                 "schema": {
                     "anyOf": [
                         {"$ref": "#/components/schemas/TranscriptionJSON"},
                         {"$ref": "#/components/schemas/VerboseTranscription"},
+                        {"$ref": "#/components/schemas/DiarizedTranscription"},
                     ]
                 }
             },
@@ -97,7 +123,17 @@ def add_component_schemas(spec: dict) -> dict:
     """Put the response models that only appear in ``content`` (not as a route's response_model) into the spec."""
     from pydantic.json_schema import models_json_schema
 
-    models = [(m, "serialization") for m in (TranscriptionJSON, VerboseTranscription, TextDeltaEvent, TextDoneEvent)]
+    models = [
+        (m, "serialization")
+        for m in (
+            TranscriptionJSON,
+            VerboseTranscription,
+            DiarizedTranscription,
+            TextDeltaEvent,
+            TextSegmentEvent,
+            TextDoneEvent,
+        )
+    ]
     _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
     spec.setdefault("components", {}).setdefault("schemas", {}).update(schemas.get("$defs", {}))
     return spec

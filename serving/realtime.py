@@ -63,6 +63,7 @@ class _Utterance:
     agreed: list[str] = field(default_factory=list)  # words already sent as deltas
     agreement: LocalAgreement[str] = field(default_factory=LocalAgreement)  # over the re-decoded partials' words
     partial_in_flight: bool = False
+    step: asyncio.Future | None = None  # the stream step in flight, dropped if the utterance ends before it runs
     finished: bool = False
     stream: StreamSession | None = None  # the engine's stream session, where a streaming plugin is served
     fed: int = 0  # absolute sample index up to which ``stream`` has been fed
@@ -247,6 +248,8 @@ class RealtimeSession:
     def _finish(self, sample: int, client_event_id: str | None = None, by_client: bool = False) -> None:
         utterance, self._utterance = self._utterance, None
         utterance.finished = True
+        if utterance.step is not None:
+            utterance.step.cancel()  # still queued: its partial would come after the final, and cost engine time
         audio = self._snapshot(utterance.start, sample)
         item_id = utterance.item_id
         stopped = [
@@ -282,6 +285,7 @@ class RealtimeSession:
                 worker = _PARTIAL_WORKERS[engine] = ThreadPoolExecutor(1, thread_name_prefix="asrforge-partials")
             future = asyncio.get_running_loop().run_in_executor(worker, step)
         self._futures = [f for f in self._futures if not f.done()] + [future]
+        utterance.step = future
         self._outbox.put_nowait(self._stream_delta(utterance, future))
 
     def _partial_affordable(self, utterance: _Utterance) -> bool:
@@ -311,10 +315,11 @@ class RealtimeSession:
         return _delta_event(utterance, utterance.agreement.add(transcript.text.split()))
 
     async def _stream_delta(self, utterance: _Utterance, future: asyncio.Future[StreamUpdate]) -> list[Event]:
-        update = await future
+        await asyncio.wait([future])  # unlike `await`, does not raise when _finish cancelled the step
         utterance.partial_in_flight = False
-        if utterance.finished:
+        if utterance.finished or future.cancelled():
             return []
+        update = future.result()
         # The session's fixed text never changes, but its last word may still grow (a word can span tokens, and the
         # next chunk may continue it), so only words a space has closed are sent; `completed` has the rest.
         stable = update.stable

@@ -86,7 +86,9 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     server: str = "uvicorn"
-    model_aliases: tuple[str, ...] = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+    model_aliases: tuple[str, ...] = (
+        "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"
+    )  # fmt: skip
     api_keys: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     warmup: bool = True

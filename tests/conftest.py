@@ -22,11 +22,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from asrforge.paths import eval_data_dir  # noqa: E402
 
 
+def missing_eval_data(what: str, path: Path) -> None:
+    """A test that needs the evaluation set and cannot find it: skipped on a developer's machine, failed in CI
+    (``CI=true``), where a skip would turn every real-speech test green without running it."""
+    message = f"{what} is not at {path}: `asrforge data` downloads an evaluation set, or set ASRFORGE_EVAL_DATA"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def dev_dir() -> Path:
     path = eval_data_dir() / "dev"
     if not (path / "manifest.jsonl").is_file():
-        pytest.skip(f"the real-speech dev set is not at {path} (set ASRFORGE_EVAL_DATA)")
+        missing_eval_data("the real-speech dev set", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def multi_dir() -> Path:
+    path = eval_data_dir() / "multi"
+    if not (path / "picovoice_test-de.wav").is_file():
+        missing_eval_data("the multilingual evaluation clips", path)
     return path
 
 
@@ -91,6 +108,8 @@ def tiny_engine() -> BaseEngine:
 def long_once(dev_dir: Path) -> tuple[Path, dict]:
     """The 248-s concatenation of every dev utterance once, and its manifest record (utterance times)."""
     folder = dev_dir.parent / "long"
+    if not (folder / "manifest.jsonl").is_file():
+        missing_eval_data("the long-form evaluation files", folder)
     records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
     record = next(r for r in records if r["audio"] == "dev_concat_once.wav")
     return folder / record["audio"], record
@@ -121,3 +140,47 @@ def qwen3_expected(qwen3_checkpoints: dict[int, Path], qwen3_clip: Path) -> dict
     expected = {seed: direct_transcript(path, audio) for seed, path in qwen3_checkpoints.items()}
     assert expected[1] != expected[2], "two seeds must transcribe differently, or no test here could fail"
     return expected
+
+
+def wav_bytes(samples, sample_rate: int = 16_000) -> bytes:
+    """16-bit mono WAV bytes of float samples (an upload built in a test)."""
+    import io
+    import wave
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def to_wav():
+    return wav_bytes
+
+
+@pytest.fixture(scope="session")
+def two_speakers(dev_dir: Path):
+    """A short two-speaker recording of dev clips, LibriSpeech reader 1988, then 2412, then 1988 again, 0.8 s of
+    silence around each: (16 kHz samples, [(start_s, end_s, reader)] of each part)."""
+    import numpy as np
+
+    from asrforge.audio import load_audio
+
+    parts = (
+        ("librispeech_1988-24833-0002.wav", "1988"),
+        ("librispeech_2412-153948-0002.wav", "2412"),
+        ("librispeech_1988-24833-0003.wav", "1988"),
+    )
+    gap = np.zeros(int(0.8 * 16_000), dtype=np.float32)
+    pieces, spans, cursor = [gap], [], gap.size
+    for name, reader in parts:
+        clip = load_audio(dev_dir / name)
+        spans.append((cursor / 16_000, (cursor + clip.size) / 16_000, reader))
+        pieces += [clip, gap]
+        cursor += clip.size + gap.size
+    return np.concatenate(pieces), spans

@@ -19,6 +19,15 @@ from asrforge.engines.base import DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving.auth import require_api_key
+from asrforge.serving.diarization import (
+    MAX_KNOWN_SPEAKERS,
+    check_known_speakers,
+    decode_references,
+    diarized_body,
+    diarized_events,
+    diarized_transcript,
+    wants_diarization,
+)
 from asrforge.serving.errors import APIError, error_responses
 from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
 from asrforge.serving.service import StreamJob, TranscriptionService
@@ -35,7 +44,8 @@ router = APIRouter(prefix="/v1/audio", tags=["audio"], dependencies=[Depends(req
 
 TRANSCRIPTION_FIELDS = frozenset(
     {"file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
-     "timestamp_granularities", "stream", "chunking_strategy", "beam_size"}
+     "timestamp_granularities", "stream", "chunking_strategy", "beam_size", "known_speaker_names[]",
+     "known_speaker_names", "known_speaker_references[]", "known_speaker_references"}
 )  # fmt: skip
 TRANSLATION_FIELDS = frozenset(
     {"file", "model", "language", "prompt", "response_format", "temperature",
@@ -50,6 +60,24 @@ FileField = Annotated[
 ModelField = Annotated[str, Form(description="The served model's id, or an alias such as whisper-1 (GET /v1/models)")]
 PromptField = Annotated[str | None, Form(description="Text to guide the model's style or continue earlier audio")]
 FormatField = Annotated[ResponseFormat, Form(description="json, text, srt, verbose_json or vtt")]
+TranscriptionFormatField = Annotated[
+    Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"],
+    Form(description="json, text, srt, verbose_json, vtt, or diarized_json (who spoke when: speaker segments)"),
+]
+KnownNamesField = Annotated[
+    list[str] | None,
+    Form(
+        alias="known_speaker_names[]",
+        description=f"With diarized_json: up to {MAX_KNOWN_SPEAKERS} names of speakers, one per reference sample",
+    ),
+]
+KnownReferencesField = Annotated[
+    list[str] | None,
+    Form(
+        alias="known_speaker_references[]",
+        description="Data URLs (data:audio/wav;base64,...) of 2-10 s of each named speaker's voice",
+    ),
+]
 TemperatureField = Annotated[
     float | None,
     Form(
@@ -87,21 +115,34 @@ async def create_transcription(
     model: ModelField,
     language: Annotated[str | None, Form(description="ISO-639-1 code of the speech; default: detected")] = None,
     prompt: PromptField = None,
-    response_format: FormatField = "json",
+    response_format: TranscriptionFormatField = "json",
     temperature: TemperatureField = None,
     timestamp_granularities: GranularitiesField = None,
     beam_size: BeamSizeField = None,
     stream: Annotated[bool, Form(description="Server-sent events: a delta per finished chunk, then done")] = False,
     chunking_strategy: Annotated[
-        str | None, Form(description='"auto" or a server_vad object; the server always cuts long audio at silences')
+        str | None,
+        Form(
+            description='"auto" (the default; OpenAI requires it for gpt-4o-transcribe-diarize) or a server_vad '
+            "object; the server always cuts long audio at silences"
+        ),
     ] = None,
+    known_speaker_names: KnownNamesField = None,
+    known_speaker_references: KnownReferencesField = None,
 ) -> Response:
     await _reject_unknown_fields(request, TRANSCRIPTION_FIELDS)
     granularities = _granularities(timestamp_granularities, response_format)
     _check_chunking_strategy(chunking_strategy)
     words = "word" in granularities
     options = DecodeOptions(language=_language(language), prompt=prompt or None, word_timestamps=words)
-    return await _respond(request, file, model, options, response_format, stream, _policy(temperature, beam_size))
+    policy = _policy(temperature, beam_size)
+    names, references = known_speaker_names or [], known_speaker_references or []
+    diarizing = wants_diarization(model, response_format)
+    check_known_speakers(names, references, diarizing)
+    if diarizing:  # who spoke when: serving/diarization.py
+        speakers = (names, references)
+        return await _respond_diarized(request, file, model, options, response_format, stream, policy, speakers)
+    return await _respond(request, file, model, options, response_format, stream, policy)
 
 
 @router.post(
@@ -168,6 +209,30 @@ async def _respond(
     transcript = await service.with_timeout(service.transcribe(audio, options))
     body = render(transcript, response_format, task=task or options.task)
     return Response(body, media_type=MEDIA_TYPES[response_format])
+
+
+async def _respond_diarized(
+    request: Request,
+    file: UploadFile,
+    model: str,
+    options: DecodeOptions,
+    response_format: str,
+    stream: bool,
+    policy: dict[str, Any],
+    speakers: tuple[list[str], list[str]],
+) -> Response:
+    state = request.app.state
+    service: TranscriptionService = state.service
+    engine = await service.with_timeout(service.scheduler.wait_ready())
+    _check_model(model, state.served_models)
+    options, _ = with_policy(engine, state.settings.decode, options, policy)  # refuses what the engine cannot do
+    known = await decode_references(*speakers)
+    audio = await service.decode(await file.read())
+    work = asyncio.ensure_future(diarized_transcript(service, engine, audio, options, known))
+    if stream:
+        return EventSourceResponse(diarized_events(state, work), ping=15, send_timeout=30)
+    transcript = await service.with_timeout(work)
+    return Response(diarized_body(transcript, response_format, service), media_type=MEDIA_TYPES[response_format])
 
 
 async def _events(state: State, job: StreamJob) -> AsyncIterator[dict]:

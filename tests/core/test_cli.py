@@ -96,3 +96,16 @@ def test_decoding_policy_flags_change_the_transcript(beam_clip_path):
     assert beam.stdout != greedy.stdout  # --beam-size reached the model
     refused = asrforge("transcribe", clip, "--engine", "whisper-tiny-en", "--patience", "2")
     assert refused.returncode == 2 and "patience is not supported by the whisper engine" in refused.stderr
+
+
+def test_diarize_names_each_speakers_cues(two_speakers, to_wav, tmp_path):
+    samples, parts = two_speakers
+    recording = tmp_path / "two.wav"
+    recording.write_bytes(to_wav(samples))
+    run = asrforge("transcribe", str(recording), "--engine", "whisper-tiny-en", "--diarize", "--format", "srt")
+    assert run.returncode == 0, run.stderr
+    speakers = [cue.content.split(":")[0] for cue in srt.parse(run.stdout)]
+    assert speakers[0] == "A" and set(speakers) == {"A", "B"}
+    bounded = asrforge("transcribe", str(recording), "--engine", "whisper-tiny-en", "--diarize", "--max-speakers", "1")
+    assert bounded.returncode == 0, bounded.stderr
+    assert {line.split(":")[0] for line in bounded.stdout.splitlines()} == {"A"}

@@ -89,7 +89,9 @@ def test_bench_records_the_checkpoint_s_transcript_and_weights(qwen3_checkpoints
         [
             sys.executable,
             "-m",
-            "asrforge.experiments.bench.run",
+            "asrforge.cli",
+            "run",
+            "bench",
             f"report.dir={reports}",
             "engine=qwen3-asr-0.6b",
             f"engine.model={path}",

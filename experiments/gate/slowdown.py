@@ -1,6 +1,6 @@
 """A known, injected slowdown for proving the regression gate: every decode call of one engine takes a set fraction
-longer. Used by the gate's evidence runs (``gate_evidence.py``) and its end-to-end test; never registered, so no
-benchmark or server can select it."""
+longer. The gate's head worker applies it to the winner when ``inject_slowdown`` is set (the evidence runs,
+``evidence.py``, and the end-to-end test); never registered, so no benchmark or server can select it."""
 
 from __future__ import annotations
 
