@@ -88,7 +88,9 @@ class EncoderWindow(Plugin):
         encoder.forward = types.MethodType(forward, encoder)
         if self.stop_slack_s is not None:
             generation = engine.model.generation_config
-            stop = StopAtAudioEnd(ends_s, generation.no_timestamps_token_id + 1, generation.eos_token_id, self.stop_slack_s)
+            stop = StopAtAudioEnd(
+                ends_s, generation.no_timestamps_token_id + 1, generation.eos_token_id, self.stop_slack_s
+            )
             build = engine.model._retrieve_logit_processors
 
             def with_stop(*args, **kwargs):

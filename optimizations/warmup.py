@@ -2,8 +2,9 @@
 initialisation, kernel selection, allocator growth or compilation.
 
 Silence is not representative: it decodes to a couple of tokens and never exercises long decodes or the
-long-form (> one window) path. The default takes the shortest, median and longest clips of the dev set's tuning part
-(``split.tune`` in ``conf/dataset/dev.yaml``): the test part is for reporting only.
+long-form (> one window) path. The default reads the dev set's tuning part only (``split.tune`` in
+``conf/dataset/dev.yaml``; the test part is for reporting): its shortest and median clips, and its longest clips
+joined into one recording past a 30-s window (no tuning clip is that long alone) for the long-form path.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ from asrforge.paths import eval_data_dir
 def representative_clips(manifest: Path, dataset: str = "dev") -> list[Path]:
     """Shortest, median and longest clip of a manifest's tuning part (different lengths exercise different shapes);
     every clip when ``dataset`` names no split."""
+    clips = tuning_clips_by_duration(manifest, dataset)
+    return [clips[index][0] for index in sorted({0, len(clips) // 2, len(clips) - 1})]
+
+
+def tuning_clips_by_duration(manifest: Path, dataset: str = "dev") -> list[tuple[Path, float]]:
+    """A manifest's tuning-part clips with their seconds (every clip when ``dataset`` names no split), shortest
+    first."""
     records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     tune = tuning_files(dataset)
     records = [record for record in records if tune is None or Path(record["audio"]).name in tune] or records
     records.sort(key=lambda record: record["duration_s"])
-    picks = {0, len(records) // 2, len(records) - 1}
-    return [manifest.parent / records[index]["audio"] for index in sorted(picks)]
+    return [(manifest.parent / record["audio"], float(record["duration_s"])) for record in records]
 
 
 @register
@@ -41,13 +48,25 @@ class Warmup(Plugin):
     requires = Requirements(engines=None)
 
     audio: Sequence[str] = ()  # files; empty = representative clips of the dev set's tuning part
+    long_form_s: float = 40.0  # the default's joined long-form clip is at least this long (past a 30-s window)
     calls: int = 1  # per clip and batch size
     batch_sizes: Sequence[int] = (1,)
 
-    def clip_paths(self) -> list[Path]:
+    def clip_groups(self) -> list[list[Path]]:
+        """The warm-up recordings, each as the files joined into it."""
         if self.audio:
-            return [Path(path) for path in self.audio]
-        return representative_clips(eval_data_dir() / "dev" / "manifest.jsonl")
+            return [[Path(path)] for path in self.audio]
+        clips = tuning_clips_by_duration(eval_data_dir() / "dev" / "manifest.jsonl")
+        joined, seconds = [], 0.0
+        for path, duration in reversed(clips):  # longest first, until past a window
+            joined.append(path)
+            seconds += duration
+            if seconds >= self.long_form_s:
+                break
+        return [[clips[0][0]], [clips[len(clips) // 2][0]], joined]
+
+    def clip_paths(self) -> list[Path]:
+        return [path for group in self.clip_groups() for path in group]
 
     def refusal(self, target: Target) -> str | None:
         if not self.audio and not (eval_data_dir() / "dev" / "manifest.jsonl").is_file():
@@ -61,7 +80,7 @@ class Warmup(Plugin):
         return super().refusal(target)
 
     def apply(self, engine: BaseEngine) -> BaseEngine:
-        clips: list[np.ndarray] = [load_audio(path) for path in self.clip_paths()]
+        clips = [np.concatenate([load_audio(path) for path in group]) for group in self.clip_groups()]
         for batch_size in self.batch_sizes:
             for clip in clips:
                 for _ in range(self.calls):

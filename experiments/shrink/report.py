@@ -1,10 +1,12 @@
-"""``reports/cpu/shrink.md`` and one curve per lever and thread count (``shrink_<lever>_<N>t.png``), rendered from ``shrink.jsonl``.
+"""``reports/cpu/shrink.md`` and one curve per lever and thread count (``shrink_<lever>_<N>t.png``), rendered
+from ``shrink.jsonl``.
 
-``asrforge report`` (or ``python -m asrforge.experiments.shrink.report``) re-renders from the records alone. Per lever, the latest run: each
-setting's speed as the median over (file, trial) of its latency over the reference setting's on the same file in the
-same trial (interleaved, so shared-machine load cancels), its WER on the tuning and the test part, the test WER per
-clip-length band, the files whose transcript changed, and the long-form verdict; then the curve (WER on the test
-part against the speed ratio) and the setting the tolerance admits, picked on the tuning part only.
+``asrforge report`` (or ``python -m asrforge.experiments.shrink.report``) re-renders from the records alone. Per
+lever, the latest run: each setting's speed as the median over (file, trial) of its latency over the reference
+setting's on the same file in the same trial (interleaved, so shared-machine load cancels), its WER on the tuning and
+the test part, the test WER per clip-length band, the files whose transcript changed, and the long-form verdict; then
+the curve (WER on the test part against the speed ratio) and the setting the tolerance admits, picked on the tuning
+part only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from asrforge.experiments.scoring import score  # noqa: E402
 
 BANDS = ((0, 5), (5, 10), (10, 20), (20, float("inf")))  # clip length bands, seconds
 BENCH_CONF = Path(__file__).resolve().parents[2] / "conf" / "bench.yaml"
+YES_NO = {True: "yes", False: "no", None: "n/a"}
 
 
 def tolerance_points() -> float:
@@ -84,7 +87,9 @@ def admitted(rows: Sequence[dict], tolerance: float) -> dict | None:
     ok = [
         row
         for row in rows
-        if not row["reference"] and row["wer_tuning"] is not None and row["wer_tuning"] <= base["wer_tuning"] + tolerance
+        if not row["reference"]
+        and row["wer_tuning"] is not None
+        and row["wer_tuning"] <= base["wer_tuning"] + tolerance
     ]
     return min(ok, key=lambda row: row["speed_ratio"] or 1.0) if ok else None
 
@@ -123,7 +128,7 @@ def render_lever(lever: str, threads: int, records: Sequence[dict], out_dir: Pat
             f"| {row['setting']}{' (reference)' if row['reference'] else ''} | {_fmt(row['speed_ratio'], 3)} "
             f"| {_fmt(row['wer_tuning'])} | {_fmt(row['wer_test'])} | "
             + " | ".join(_fmt(value) for value in row["wer_bands"])
-            + f" | {row['changed']}/{row['files']} | {_fmt(row['long_wer'])} | { {True: 'yes', False: 'no', None: 'n/a'}[row['long_same']] } |"
+            + f" | {row['changed']}/{row['files']} | {_fmt(row['long_wer'])} | {YES_NO[row['long_same']]} |"
         )
     pick = admitted(rows, tolerance)
     base = next(row for row in rows if row["reference"])

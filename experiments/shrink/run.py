@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="cap on generated tokens, every setting")
     parser.add_argument("--no-long", action="store_true", help="skip the long-form file")
     args = parser.parse_args(argv)
-    path = run(args.lever, args.trials, args.threads, args.out, long_form=not args.no_long, max_new_tokens=args.max_new_tokens)
+    path = run(
+        args.lever, args.trials, args.threads, args.out, long_form=not args.no_long, max_new_tokens=args.max_new_tokens
+    )
     from asrforge.experiments.shrink.report import write_report
 
     print(write_report(path))
