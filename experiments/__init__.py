@@ -11,7 +11,6 @@ from pathlib import Path
 
 STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "shrink", "diarization", "gate")
 # The gate's README is rendered by its evidence run (experiments/gate/evidence.py), from measurements it makes.
-_RUN_ELSEWHERE: dict[str, str] = {}
 _NO_REPORT = {"gate"}
 
 
@@ -19,7 +18,7 @@ def run_study(study: str, argv: Sequence[str]) -> int:
     """Run one study with its own command-line arguments; its exit status."""
     if study not in STUDIES:
         raise KeyError(f"unknown study {study!r} (known: {', '.join(STUDIES)})")
-    module = _RUN_ELSEWHERE.get(study, f"asrforge.experiments.{study}.run")
+    module = f"asrforge.experiments.{study}.run"
     return importlib.import_module(module).main(list(argv)) or 0
 
 

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from asrforge.audio import load_audio
-from asrforge.chunking import stitch
 from asrforge.constants import SAMPLE_RATE
-from asrforge.diarization import DiarizationOptions, Turn, attribute_speakers, diarize
+from asrforge.diarization import DiarizationOptions, Turn
 from asrforge.diarization.clustering import DEFAULT_THRESHOLD
 from asrforge.diarization.files import FileDiarizer
 from asrforge.engines.base import DecodeOptions
@@ -41,9 +40,7 @@ from asrforge.experiments.diarization.report import write_markdown
 from asrforge.experiments.diarization.scoring import der
 from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.paths import REPO_ROOT, eval_data_dir
-from asrforge.subtitles.alignment import apply_timing
 from asrforge.subtitles.options import load_subtitle_options
-from asrforge.subtitles.timing_fast import unpadded_speech
 from asrforge.transcript import Transcript
 from asrforge.winner import resolve_combination
 
@@ -54,26 +51,8 @@ def one_pass(diarizer: FileDiarizer, audio: np.ndarray, mode: str) -> tuple[Tran
     """One decode of ``audio`` by ``diarizer`` (``mode`` plain: without its diarization): (transcript, diarization or
     None, stage seconds)."""
     stages: dict[str, float] = {}
-    clock = time.perf_counter()
-    spans = diarizer.detector.speech_spans(audio)
-    chunks = diarizer.chunks(audio, spans)
-    stages["vad_s"] = time.perf_counter() - clock
-    options = diarizer.plan.options if mode != "plain" else DecodeOptions()
-    clock = time.perf_counter()
-    pieces = [diarizer.engine.transcribe([c.audio(audio)], options)[0] for c in chunks]
-    transcript = stitch(chunks, pieces, audio.size / SAMPLE_RATE, SAMPLE_RATE)
-    stages["decode_s"] = time.perf_counter() - clock
-    if mode == "plain":
-        return transcript, None, stages
-    clock = time.perf_counter()
-    speech = unpadded_speech(spans, diarizer.vad.speech_pad_ms)
-    timed, _ = apply_timing(diarizer.plan, transcript, audio, speech, diarizer.subtitles.qwen3_aligner)
-    stages["word_timing_s"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    found = diarize(audio, spans, diarizer.diarization)
-    attributed = attribute_speakers(timed, found)
-    stages["diarize_s"] = time.perf_counter() - clock
-    return attributed, found, stages
+    transcript, found = diarizer.run(audio, stages=stages, speakers=mode != "plain")
+    return transcript, found, stages
 
 
 def run_long(diarizers: dict[str, FileDiarizer], path: Path, record: dict, repeats: int) -> dict:

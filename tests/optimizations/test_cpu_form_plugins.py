@@ -1,4 +1,4 @@
-"""The CPU forms of the issue-#5 plugins against the unoptimised path: onnx_encoder, encoder_compile, smoothquant_int8
+"""The CPU forms of the encoder and W8A8 plugins against the unoptimised path: onnx_encoder, encoder_compile,
 (real Whisper tiny.en, real speech), speculative (the tiny random Qwen3-ASR), numa_pinning (a fake sysfs tree).
 
 Each test also checks the plugin really changed the engine (the encoder runs in onnxruntime, the Linears are int8,
