@@ -102,7 +102,7 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(UploadLimit, max_bytes=settings.limits.max_upload_bytes)
-    app.add_middleware(RequestTimer, metrics=metrics)  # added last: outermost, so a 413 is timed too
+    app.add_middleware(RequestTimer, metrics=metrics, server_timing=True)  # outermost: a 413 is timed too
     _document_response_models(app)
     return app
 

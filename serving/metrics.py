@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asrforge.serving import timing
+
 # Seconds: from a 5 ms overhead-only request to a long file.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -51,11 +53,13 @@ class ServerMetrics:
 
 class RequestTimer:
     """ASGI middleware: every HTTP request's latency, up to its last body byte (so an SSE stream counts whole),
-    labelled by route template and status; errors are counted as well as successes."""
+    labelled by route template and status; errors are counted as well as successes. With ``server_timing``, the
+    response also says where the server's time went (serving/timing.py)."""
 
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics):
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, server_timing: bool = False):
         self.app = app
         self.metrics = metrics
+        self.server_timing = server_timing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,11 +67,15 @@ class RequestTimer:
             return
         started = time.perf_counter()
         status = 500
+        parts = timing.begin() if self.server_timing else None
 
         async def timed_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if parts is not None:
+                    headers = [*message.get("headers", ()), (timing.HEADER.encode(), timing.header_value(parts))]
+                    message = {**message, "headers": headers}
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 self._observe(scope, status, started)

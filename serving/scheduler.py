@@ -35,6 +35,7 @@ import numpy as np
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
+from asrforge.serving import timing
 from asrforge.serving.admission import DecodeSpeed, FairShare, WaitEstimate
 from asrforge.serving.metrics import ServerMetrics
 from asrforge.serving.settings import SchedulerSettings
@@ -71,6 +72,11 @@ class _Job:
     loop: asyncio.AbstractEventLoop = field(compare=False)
     group: int | None = field(default=None, compare=False)  # a streamed request: one of its chunks per batch
     call: Callable[[], object] | None = field(default=None, compare=False)  # other work on the model (run alone)
+    # perf_counter() stamps for the request's Server-Timing parts (serving/timing.py), written by the executor
+    submitted_at: float = field(default=0.0, compare=False)
+    taken_at: float = field(default=0.0, compare=False)
+    engine_s: float = field(default=0.0, compare=False)  # the engine time of the batch it was decoded in
+    resolved_at: float = field(default=0.0, compare=False)
 
 
 EngineSource = BaseEngine | Callable[[], BaseEngine]
@@ -145,7 +151,11 @@ class InferenceScheduler:
         Chunks of a ``STREAM`` request never share a batch, so its results come out one by one, in order (its
         deltas are progressive); batches still fill with other requests' chunks.
         """
+        return [job.future for job in self._enqueue(chunks, options, priority)]
+
+    def _enqueue(self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority) -> list[_Job]:
         loop = asyncio.get_running_loop()
+        submitted_at = time.perf_counter()
         audio_s = sum(chunk.size for chunk in chunks) / SAMPLE_RATE
         with self._wakeup:
             if self.load_error is not None:
@@ -161,24 +171,36 @@ class InferenceScheduler:
             self._activate(int(priority))
             group = next(self._seq) if priority == Priority.STREAM else None
             jobs = [
-                _Job(int(priority), next(self._seq), chunk, options, loop.create_future(), loop, group)
+                _Job(
+                    int(priority),
+                    next(self._seq),
+                    chunk,
+                    options,
+                    loop.create_future(),
+                    loop,
+                    group,
+                    submitted_at=submitted_at,
+                )
                 for chunk in chunks
             ]
             for job in jobs:
                 heapq.heappush(self._queue, job)
             self.metrics.queue_depth.set(len(self._queue))
             self._wakeup.notify()
-        return [job.future for job in jobs]
+        return jobs
 
     async def transcribe(
         self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority
     ) -> list[Transcript]:
         """Transcripts of ``chunks`` in order; if the caller is cancelled, its queued chunks are dropped."""
-        futures = self.submit(chunks, options, priority)
+        jobs = self._enqueue(chunks, options, priority)
+        futures = [job.future for job in jobs]
         try:
-            return list(await asyncio.gather(*futures))
+            transcripts = list(await asyncio.gather(*futures))
         finally:
             cancel(futures)
+        _record_parts(jobs)
+        return transcripts
 
     async def run(self, call: Callable[[], object], priority: Priority) -> object:
         """``call()`` on the executor thread, alone, in priority order with the decodes: for model work that is not
@@ -290,6 +312,9 @@ class InferenceScheduler:
                 else:
                     deadline = None
                     self._wakeup.wait()
+            taken_at = time.perf_counter()
+            for job in batch:
+                job.taken_at = taken_at
             taken = {id(job) for job in batch}
             self._queue = [job for job in self._queue if id(job) not in taken]
             heapq.heapify(self._queue)
@@ -359,6 +384,7 @@ class InferenceScheduler:
             self.metrics.real_time_factor.observe(elapsed / audio_s)
         self.chunk_seconds_ema = 0.8 * self.chunk_seconds_ema + 0.2 * elapsed / len(batch)
         for job, transcript in zip(batch, transcripts, strict=True):
+            job.engine_s = elapsed
             _resolve(job, result=transcript)
 
     def _call(self, job: _Job) -> None:
@@ -385,8 +411,19 @@ def cancel(futures: Sequence[asyncio.Future]) -> None:
             future.exception()
 
 
+def _record_parts(jobs: Sequence[_Job]) -> None:
+    """The request's queue, engine and resume parts (serving/timing.py); a batch shared by several of its chunks
+    counts once."""
+    if not jobs:
+        return
+    timing.add("queue", min(job.taken_at for job in jobs) - jobs[0].submitted_at)
+    timing.add("engine", sum({job.taken_at: job.engine_s for job in jobs}.values()))
+    timing.add("resume", time.perf_counter() - max(job.resolved_at for job in jobs))
+
+
 def _resolve(job: _Job, result: object = None, error: BaseException | None = None) -> None:
     callback, value = (_fail_if_pending, error) if error is not None else (_set_if_pending, result)
+    job.resolved_at = time.perf_counter()
     with contextlib.suppress(RuntimeError):  # RuntimeError: the caller's loop is closed, nobody waits any more
         job.loop.call_soon_threadsafe(callback, job.future, value)
 

@@ -16,6 +16,7 @@ from asrforge.chunking import Chunk, stitch
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.pipeline import Pipeline, Plan
+from asrforge.serving import timing
 from asrforge.serving.errors import APIError
 from asrforge.serving.scheduler import InferenceScheduler, Priority, cancel
 from asrforge.serving.settings import ServerSettings
@@ -61,6 +62,10 @@ class TranscriptionService:
 
     async def decode(self, data: bytes) -> Audio:
         """Decoded 16 kHz audio; 400 for undecodable bytes, or audio past the duration limit."""
+        with timing.timed("decode"):
+            return await self._decode(data)
+
+    async def _decode(self, data: bytes) -> Audio:
         limit = self.settings.limits.max_duration_s
         # The header's promise first, so an over-long upload is refused before it is decoded.
         declared = await run_in_threadpool(probe_duration, data)
@@ -96,8 +101,9 @@ class TranscriptionService:
 
     async def transcribe(self, audio: Audio, options: DecodeOptions) -> Transcript:
         engine = await self.scheduler.wait_ready()
-        plan = await self.plan(audio, engine)
-        pieces = plan.pieces()
+        with timing.timed("plan"):
+            plan = await self.plan(audio, engine)
+            pieces = plan.pieces()
         transcripts = await self.scheduler.transcribe(pieces, options, Priority.BATCH) if pieces else []
         return plan.join(transcripts)
 

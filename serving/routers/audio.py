@@ -18,6 +18,7 @@ from asrforge.decoding import with_policy
 from asrforge.engines.base import DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.formats import MEDIA_TYPES, ResponseFormat, render
+from asrforge.serving import timing
 from asrforge.serving.auth import require_api_key
 from asrforge.serving.diarization import (
     MAX_KNOWN_SPEAKERS,
@@ -130,6 +131,7 @@ async def create_transcription(
     known_speaker_names: KnownNamesField = None,
     known_speaker_references: KnownReferencesField = None,
 ) -> Response:
+    timing.since_start("parse")
     await _reject_unknown_fields(request, TRANSCRIPTION_FIELDS)
     granularities = _granularities(timestamp_granularities, response_format)
     _check_chunking_strategy(chunking_strategy)
@@ -170,6 +172,7 @@ async def create_translation(
         ),
     ] = None,
 ) -> Response:
+    timing.since_start("parse")
     await _reject_unknown_fields(request, TRANSLATION_FIELDS | {"target_language"})
     words = "word" in _granularities(timestamp_granularities, response_format)
     options = DecodeOptions(
@@ -207,8 +210,9 @@ async def _respond(
         body = await service.with_timeout(timed_body(service, engine, audio, options, response_format, task))
         return Response(body, media_type=MEDIA_TYPES[response_format])
     transcript = await service.with_timeout(service.transcribe(audio, options))
-    body = render(transcript, response_format, task=task or options.task)
-    return Response(body, media_type=MEDIA_TYPES[response_format])
+    with timing.timed("render"):
+        body = render(transcript, response_format, task=task or options.task)
+        return Response(body, media_type=MEDIA_TYPES[response_format])
 
 
 async def _respond_diarized(
