@@ -11,6 +11,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asrforge.serving import timing
+
 DRAIN_FACTOR = 4
 
 
@@ -38,6 +40,8 @@ class UploadLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_ended = not message.get("more_body", False)
+                if body_ended:
+                    timing.since_start("upload")
                 if received > self.max_bytes:
                     over = True
                     # The app sees an aborted upload; the middleware answers instead of it.

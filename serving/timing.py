@@ -4,6 +4,7 @@ The request path records its parts into a per-request dict held in a context var
 task the ASGI middleware runs in, so the dict is the request's own); ``RequestTimer`` (serving/metrics.py) starts it
 and writes the header when the response starts. Parts, in order:
 
+- ``upload``: from the request's first byte to its body's last (the client sending; part of ``parse``);
 - ``parse``: from the request's first byte to the endpoint: body upload, multipart parsing, form validation;
 - ``decode``: the upload's bytes to 16 kHz float32 (duration probe, PyAV or the WAV fast path, soxr);
 - ``plan``: VAD and chunking (nothing for a clip that fits one window);
@@ -24,7 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-PARTS = ("parse", "decode", "plan", "queue", "engine", "resume", "render", "total")
+PARTS = ("upload", "parse", "decode", "plan", "queue", "engine", "resume", "render", "total")
+# Parts that lie within another one (not stretches of their own).
+WITHIN = {"upload": "parse"}
 HEADER = "server-timing"
 
 _START = "_start"

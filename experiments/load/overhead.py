@@ -4,7 +4,10 @@ Two processes share the machine's cores, so the calls are interleaved (bare, HTT
 machine's drift lands on both sides. Besides the difference of the two p50s, each HTTP request is also set against
 the engine time the server itself recorded for it (/metrics), a figure free of the noise between two processes,
 and the parts of the overhead that can be timed here are timed: decoding the file's bytes as the server does, a
-plain httpx request without the ``openai`` client, and a /health round trip (the HTTP floor).
+plain httpx request without the ``openai`` client, and a /health round trip (the HTTP floor). The server's own parts
+of each plain request come from its ``Server-Timing`` header (serving/timing.py): ``parse`` ... ``render``, what
+the header does not name (``server_other``), and what happens outside the server's app (``outside_app``: the client,
+the loopback, uvicorn's own HTTP work).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from asrforge.constants import SAMPLE_RATE
 from asrforge.experiments.load.clients import MODEL, Target
 from asrforge.experiments.load.server import scrape_metrics
 from asrforge.experiments.load.summary import percentiles
+from asrforge.serving import timing
+
+# The Server-Timing parts that are stretches of the request path besides the engine (serving/timing.py).
+SERVER_PARTS = tuple(part for part in timing.PARTS if part not in ("engine", "total", *timing.WITHIN))
 
 WARMUP_CALLS = 3
 
@@ -33,6 +40,7 @@ async def measure_overhead(
     target: Target, path: Path, combination: Combination, n: int, progress: Progress
 ) -> dict[str, Any]:
     task = progress.add_task(f"overhead: loading the bare engine ({path.name})", total=n)
+    server_timings: list[dict[str, float]] = []  # each plain request's Server-Timing parts
     engine = await asyncio.to_thread(combination.load)
     audio, data = load_audio(path), path.read_bytes()
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
@@ -50,6 +58,7 @@ async def measure_overhead(
                 "/v1/audio/transcriptions", files={"file": (path.name, data)}, data={"model": MODEL}
             )
             response.raise_for_status()
+            server_timings.append(timing.parse_header(response.headers.get(timing.HEADER, "")))
 
         async def served(request: Callable[[], Awaitable[None]]) -> tuple[float, float | None]:
             """The request's latency, and the engine time the server recorded for it (if it was one decode)."""
@@ -65,6 +74,7 @@ async def measure_overhead(
             await plain_request()
         progress.update(task, description=f"overhead: bare engine and lone requests, interleaved ({path.name})")
         bare_s, decode_s, http_s, http_engine_s, plain_s, plain_engine_s = [], [], [], [], [], []
+        server_timings.clear()
         for _ in range(n):
             bare_s.append(_timed(bare))
             decode_s.append(_timed(lambda: load_audio(data)))
@@ -92,7 +102,28 @@ async def measure_overhead(
         "file_decode_p50_ms": percentiles(decode_s)["p50"],
         "health_p50_ms": percentiles(health_s)["p50"],
         "bare_threads": _torch_threads(),
+        "parts_p50_ms": _parts(plain_s, server_timings),
     }
+
+
+def _parts(latencies_s: list[float], server_timings: list[dict[str, float]]) -> dict[str, float] | None:
+    """p50 of each part of the plain requests, in ms: the server's named parts, the rest of its time beside the
+    engine, and the time outside its app. p50s of parts do not add up to the p50 of their sum."""
+    rows = []
+    for latency_s, parts in zip(latencies_s, server_timings, strict=True):
+        if "total" not in parts or "engine" not in parts:
+            return None  # a server without the header
+        named = {part: parts.get(part, 0.0) for part in SERVER_PARTS}
+        rows.append(
+            {
+                **named,
+                **{part: parts.get(part, 0.0) for part in timing.WITHIN},
+                "server_other": parts["total"] - parts["engine"] - sum(named.values()),
+                "outside_app": latency_s * 1000 - parts["total"],
+                "server_minus_engine": parts["total"] - parts["engine"],
+            }
+        )
+    return {key: round(float(np.median([row[key] for row in rows])), 3) for key in rows[0]} if rows else None
 
 
 def _timed(call: Callable[[], object]) -> float:

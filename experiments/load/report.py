@@ -10,12 +10,14 @@ from typing import Any
 
 from asrforge.experiments import markdown as md
 from asrforge.experiments.jsonl import read_jsonl
+from asrforge.experiments.load import overhead_report
 from asrforge.experiments.load.summary import BUSY_HOST, RESULTS, failed_checks
 
 
 def render_all(root: Path) -> list[Path]:
-    """``<root>/serving/README.md`` from its records, where the load test has written any."""
-    return [write_readme(root / "serving")] if (root / "serving" / RESULTS).is_file() else []
+    """``<root>/serving/README.md`` and ``overhead.md`` from their records, where the load test has written any."""
+    readme = [write_readme(root / "serving")] if (root / "serving" / RESULTS).is_file() else []
+    return readme + overhead_report.render_all(root)
 
 
 def write_readme(report_dir: str | os.PathLike) -> Path:
@@ -98,6 +100,8 @@ def _batch(batch: Sequence[Mapping[str, Any]]) -> list[str]:
             md.rule("ll" + "r" * 8),
             *[_overhead_row(record) for record in measured],
         ]
+        parts = overhead_report.parts_table(measured, label=_name)
+        lines += ["", overhead_report.PARTS_NOTE, "", *parts] if parts else []
     if len(batch) > 1:
         lines += ["", "### Servers compared (same load, one after the other)", "", *_comparison(batch)]
     for record in batch:

@@ -11,6 +11,7 @@ from the records::
     asrforge run load --servers granian --clients 8 --duration 10
     asrforge run load serving.scheduler.max_batch_size=1   # overrides for the server
     asrforge run load --url http://127.0.0.1:8000       # a server already running
+    asrforge run load --overhead-only --servers uvicorn # the server overhead and its parts alone (overhead.md)
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain", type=float, default=300, help="seconds in-flight requests get after the load window")
     p.add_argument("--overhead-requests", type=int, default=20, help="lone requests for the overhead; 0 = skip")
     p.add_argument("--overhead-file", default="fasterwhisper_jfk.wav", help="the manifest file timed for it")
+    p.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only the server overhead and its parts (no load): records in overhead.jsonl, rendered to overhead.md",
+    )
     p.add_argument("--report-dir", type=Path, default=Path("reports/serving"))
     p.add_argument("--log-dir", type=Path, default=Path("outputs/loadtest"), help="where server logs go")
     p.add_argument("--render", action="store_true", help="only re-render the README from the records")
@@ -291,8 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"asrforge run load: unknown server(s) {', '.join(unknown)} (known: {', '.join(SERVERS)})")
     paths = load_clips(args.manifest or eval_data_dir() / "dev" / "manifest.jsonl", args.files)
-    clips = [Clip.from_path(path) for path in paths]
     batch = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    if args.overhead_only:
+        from asrforge.experiments.load.overhead_study import run_overhead
+
+        return run_overhead(servers, paths, args, batch, console)
+    clips = [Clip.from_path(path) for path in paths]
     console.print(
         f"asrforge loadtest {batch}: {args.clients} clients x {args.duration:g} s, mix {args.mix}, "
         f"{len(clips)} files, servers {', '.join(s or args.url for s in servers)}"

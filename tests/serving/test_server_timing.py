@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from asrforge.serving.timing import PARTS, parse_header
+from asrforge.serving.timing import PARTS, WITHIN, parse_header
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 
@@ -28,11 +28,12 @@ def test_a_transcription_says_where_its_time_went(server, jfk_bytes, jfk_transcr
     assert list(parts) == list(PARTS)  # every part, in the order the request went through them
     assert all(value >= 0 for value in parts.values()), parts
     # The parts are disjoint stretches of the request, so together they fit in its total.
-    assert sum(value for name, value in parts.items() if name != "total") <= parts["total"]
+    assert sum(value for name, value in parts.items() if name not in WITHIN and name != "total") <= parts["total"]
+    assert parts["upload"] <= parts["parse"]
     assert abs(parts["engine"] - engine_s * 1000) < 0.01  # the engine time /metrics counted for this request
 
 
 def test_an_error_response_carries_the_total_only(server):
     response = httpx.post(server.url + TRANSCRIPTIONS, files={"file": ("x.wav", b"garbage")}, data={"model": "x"})
     assert response.status_code == 404
-    assert list(parse_header(response.headers["server-timing"])) == ["parse", "total"]
+    assert list(parse_header(response.headers["server-timing"])) == ["upload", "parse", "total"]
