@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from asrforge.diarization.clustering import by_first_appearance, centroids, cluster_speakers
-from asrforge.diarization.encoder import SAMPLE_RATE, embed_pieces
+from asrforge.diarization.encoder import HOP, SAMPLE_RATE, embed_pieces
 from asrforge.diarization.options import DiarizationOptions
 
 
@@ -52,6 +52,25 @@ def split_spans(spans: Sequence[tuple[int, int]], max_piece_s: float) -> list[tu
     return pieces
 
 
+@dataclass(frozen=True)
+class EmbeddedSpeech:
+    """Speech cut into pieces ([start, end) samples), one speaker embedding per piece (rows in piece order)."""
+
+    pieces: list[tuple[int, int]]
+    embeddings: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([end - start for start, end in self.pieces], dtype=float)
+
+
+def embed_speech(
+    samples: np.ndarray, speech_spans: Sequence[tuple[int, int]], options: DiarizationOptions = DiarizationOptions()
+) -> EmbeddedSpeech:
+    pieces = split_spans(speech_spans, options.max_piece_s)
+    return EmbeddedSpeech(pieces, embed_pieces(samples, pieces, _step_frames(options)))
+
+
 def diarize(
     samples: np.ndarray,
     speech_spans: Sequence[tuple[int, int]],
@@ -60,16 +79,24 @@ def diarize(
 ) -> Diarization:
     """Speaker turns of 16 kHz ``samples`` within ``speech_spans`` (Silero's, in samples); ``references`` maps known
     speakers' names to short audio samples of their voice."""
-    pieces = split_spans(speech_spans, options.max_piece_s)
-    if not pieces:
+    return cluster_speech(embed_speech(samples, speech_spans, options), options, references)
+
+
+def cluster_speech(
+    speech: EmbeddedSpeech,
+    options: DiarizationOptions = DiarizationOptions(),
+    references: Mapping[str, np.ndarray] | None = None,
+) -> Diarization:
+    """Speaker turns of embedded speech pieces (the clustering half of ``diarize``, which the calibration runs at
+    many thresholds over one embedding pass)."""
+    if not speech.pieces:
         return Diarization([], [], np.zeros((0, 256), dtype=np.float32))
-    embeddings = embed_pieces(samples, pieces)
-    lengths = np.array([end - start for start, end in pieces], dtype=float)
+    embeddings, lengths = speech.embeddings, speech.lengths
     labels = _labels(embeddings, lengths, options)
     centres = centroids(embeddings, labels, lengths)
-    names = _names(centres, references or {}, options.name_threshold)
+    names = _names(centres, references or {}, options)
     turns: list[Turn] = []
-    for (start, end), label in zip(pieces, labels, strict=True):
+    for (start, end), label in zip(speech.pieces, labels, strict=True):
         speaker = names[label]
         start_s, end_s = start / SAMPLE_RATE, end / SAMPLE_RATE
         if turns and turns[-1].speaker == speaker and start_s - turns[-1].end < 1e-6:
@@ -77,6 +104,10 @@ def diarize(
         else:
             turns.append(Turn(start_s, end_s, speaker))
     return Diarization(turns, names, centres)
+
+
+def _step_frames(options: DiarizationOptions) -> int:
+    return max(1, round(options.window_step_s * SAMPLE_RATE / HOP))
 
 
 def _labels(embeddings: np.ndarray, lengths: np.ndarray, options: DiarizationOptions) -> np.ndarray:
@@ -94,25 +125,28 @@ def _labels(embeddings: np.ndarray, lengths: np.ndarray, options: DiarizationOpt
     return by_first_appearance(labels)
 
 
-def embed_references(references: Mapping[str, np.ndarray]) -> np.ndarray:
+def embed_references(
+    references: Mapping[str, np.ndarray], options: DiarizationOptions = DiarizationOptions()
+) -> np.ndarray:
     """One embedding per reference sample (rows in ``references`` order), each over the whole sample."""
     samples = list(references.values())
     if not samples:
         return np.zeros((0, 256), dtype=np.float32)
     joined = np.concatenate(samples)
     bounds = np.cumsum([0] + [s.size for s in samples])
-    return embed_pieces(joined, [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    pieces = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return embed_pieces(joined, pieces, _step_frames(options))
 
 
-def _names(centres: np.ndarray, references: Mapping[str, np.ndarray], name_threshold: float) -> list[str]:
-    """A name per cluster: the known speaker it matches (one-to-one, closest first, within ``name_threshold``), else
-    the next free capital letter."""
+def _names(centres: np.ndarray, references: Mapping[str, np.ndarray], options: DiarizationOptions) -> list[str]:
+    """A name per cluster: the known speaker it matches (one-to-one, closest first, within the options'
+    ``name_threshold``), else the next free capital letter."""
     names: list[str | None] = [None] * len(centres)
     if references:
         known = list(references)
-        distance = 1.0 - centres @ embed_references(references).T  # (clusters, references)
+        distance = 1.0 - centres @ embed_references(references, options).T  # (clusters, references)
         for row, col in zip(*linear_sum_assignment(distance), strict=True):
-            if distance[row, col] <= name_threshold:
+            if distance[row, col] <= options.name_threshold:
                 names[row] = known[col]
     letters = (letter for letter in _letters() if letter not in set(names))
     return [name if name is not None else next(letters) for name in names]

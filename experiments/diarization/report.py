@@ -41,7 +41,8 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
         f"Latest run {latest}, commit `{long.get('commit') or '?'}`, on {device.get('name')} "
         f"({device.get('cpu_quota') or device.get('cpu_count')} CPUs, {long.get('threads')} torch thread(s)): "
         f"{combination['engine']} {combination['model']} with {', '.join(combination['plugins']) or 'no plugins'} "
-        f"({long.get('origin')}); speaker embeddings: resemblyzer's GE2E encoder on speech pieces of up to 3.2 s; "
+        f"({long.get('origin')}); speaker embeddings: resemblyzer's GE2E encoder on speech pieces of up to 3.2 s "
+        f"(the mean over 1.6-s windows {long.get('window_step_s', 1.6)} s apart); "
         f"agglomerative clustering at cosine distance {long['threshold']} over pieces of at least "
         f"{long['min_cluster_s']} s (shorter ones join the nearest speaker); words timed by `{timing.get('method')}` "
         "(the default) or by the decoder's word timestamps (`accurate`).",
@@ -49,7 +50,7 @@ def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:
     ]
     out += _long_section(long)
     if calibration:
-        out += _calibration_section(calibration, long["threshold"])
+        out += _calibration_section(calibration, long["threshold"], long.get("window_step_s", 1.6))
     out += _goals(long)
     out += _history(records)
     return "\n".join(out) + "\n"
@@ -92,20 +93,46 @@ def _long_section(rec: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _calibration_section(rec: Mapping[str, Any], used: float) -> list[str]:
+def _calibration_section(rec: Mapping[str, Any], used: float, used_step: float) -> list[str]:
+    chosen_step = rec.get("chosen_step_s", 1.6)
     lines = [
-        "## Threshold calibration (eval/multi + eval/zh, never scored above)",
+        "## Calibration of the threshold and the window step (eval/multi + eval/zh, never scored above)",
         "",
         f"{len(rec['clips'])} clips of {rec['speakers']} speakers, each cut in two halves, shuffled "
-        f"({rec['recording_s']:.0f} s). Chosen: {rec['chosen']} (in use: {used}).",
-        "",
-        "| threshold | speakers found | DER | confusion s |",
-        "|---|---|---|---|",
+        f"({rec['recording_s']:.0f} s). Chosen: threshold {rec['chosen']}, windows {chosen_step} s apart (in use: "
+        f"{used}, {used_step} s): the lowest DER, then the middle of its plateau (experiments/diarization/"
+        "calibration.py). Consecutive thresholds with the same outcome are shown as one range.",
     ]
+    if rec.get("speakers_clusterable", rec["speakers"]) < rec["speakers"]:
+        lines[-1] += (
+            f" Only {rec['speakers_clusterable']} of the {rec['speakers']} speakers speak for most of a piece of "
+            f"at least {rec.get('min_cluster_s', 1.6)} s; the others' shorter pieces join the nearest speaker, so no "
+            f"threshold can find more than {rec['speakers_clusterable']} without splitting someone."
+        )
     lines += [
-        f"| {r['threshold']} | {r['speakers']} | {_pct(r['der'])} | {r['confusion_s']:.1f} |" for r in rec["rows"]
+        "",
+        "| window step s | thresholds | speakers found | DER | confusion s |",
+        "|---|---|---|---|---|",
     ]
+    for step, first, last, r in _plateaus(rec["rows"]):
+        chosen = step == chosen_step and first <= rec["chosen"] <= last
+        span = f"{first}" if first == last else f"{first} - {last}"
+        mark = "**" if chosen else ""
+        lines.append(f"| {step} | {mark}{span}{mark} | {r['speakers']} | {_pct(r['der'])} | {r['confusion_s']:.1f} |")
     return lines + [""]
+
+
+def _plateaus(rows: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, float, Mapping[str, Any]]]:
+    """(step, first threshold, last threshold, row) for each run of consecutive rows with the same outcome."""
+    runs: list[tuple[float, float, float, Mapping[str, Any]]] = []
+    for r in rows:
+        step = r.get("step_s", 1.6)
+        outcome = (step, r["speakers"], r["der"], r["confusion_s"])
+        if runs and (runs[-1][0], runs[-1][3]["speakers"], runs[-1][3]["der"], runs[-1][3]["confusion_s"]) == outcome:
+            runs[-1] = (step, runs[-1][1], r["threshold"], runs[-1][3])
+        else:
+            runs.append((step, r["threshold"], r["threshold"], r))
+    return runs
 
 
 def _goals(rec: Mapping[str, Any]) -> list[str]:

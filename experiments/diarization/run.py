@@ -10,7 +10,8 @@ source dev file in the manifest) as ``asrforge transcribe`` does, interleaved ov
 
 Scores DER (pyannote.metrics, 0.25-s collar) of the speaker turns and of the transcript's speaker segments against
 the manifest, the speaker count, and the cost as the ratio of the two modes' median wall times. The clustering
-threshold is calibrated first on eval/multi + eval/zh (calibration.py), which this recording does not contain.
+threshold and the embedding windows' step are calibrated first on eval/multi + eval/zh (calibration.py), which this
+recording does not contain.
 Records go to ``reports/<device>/diarization.jsonl``; ``diarization.md`` is rendered from them (report.py).
 """
 
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plugins", help="comma-separated plugins (default: the winner's)")
     # One thread, as the subtitle study: on a shared machine spinning OpenMP threads drown the ratio measured here.
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
-    parser.add_argument("--skip-calibration", action="store_true", help="do not re-run the threshold calibration")
+    parser.add_argument("--skip-calibration", action="store_true", help="do not re-run the threshold/step calibration")
     parser.add_argument("--out", type=Path, help="report folder (default: reports/<device>)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "word_timing": {m: diarizers[m].plan.alignment.to_dict() for m in ("fast", "accurate")},
         "threshold": DEFAULT_THRESHOLD,
         "min_cluster_s": DiarizationOptions().min_cluster_s,
+        "window_step_s": DiarizationOptions().window_step_s,
         "commit": git_commit(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
