@@ -108,6 +108,23 @@ def probe_duration(source: AudioSource) -> float | None:
         return None
 
 
+def is_plain_wav(data: bytes | bytearray | memoryview, sample_rate: int = SAMPLE_RATE) -> bool:
+    """True for 16-bit PCM WAV bytes already at ``sample_rate``: ``load_audio`` reads them with the standard library
+    and numpy alone (~0.3 ms a MiB), no FFmpeg and no resampling, cheap enough to decode on an event loop."""
+    header = bytes(data[:4096])
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+        return False
+    offset = 12
+    while offset + 8 <= len(header):
+        chunk_id, size = header[offset : offset + 4], struct.unpack_from("<I", header, offset + 4)[0]
+        if chunk_id == b"fmt " and offset + 24 <= len(header):
+            tag, _, rate = struct.unpack_from("<HHI", header, offset + 8)
+            bits = struct.unpack_from("<H", header, offset + 22)[0]
+            return tag == 1 and bits == 16 and rate == sample_rate
+        offset += 8 + size + (size & 1)
+    return False
+
+
 def _decode_stream(container: av.container.InputContainer, stream: av.AudioStream, sample_rate: int) -> np.ndarray:
     # Converts the sample format only (layout and rate kept): downmix is an average we do ourselves, and
     # resampling is soxr's, which is both faster and of higher quality than libswresample's default.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soxr
 
-from asrforge.audio import load_audio
+from asrforge.audio import is_plain_wav, load_audio
 from asrforge.constants import SAMPLE_RATE
 from asrforge.errors import AudioDecodeError
 
@@ -173,3 +173,27 @@ def test_one_hour_file_decodes_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert abs(audio.size - seconds * SAMPLE_RATE) < SAMPLE_RATE
     assert peak < 2.5 * output_bytes, f"peak {peak / 2**20:.0f} MiB for {output_bytes / 2**20:.0f} MiB of output"
+
+
+def _pcm_wav(samples: np.ndarray, rate: int, width: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        scale, dtype = (32767, "<i2") if width == 2 else (127, "i1")
+        pcm = np.round(samples * scale).astype(dtype)
+        out.writeframes(pcm.tobytes() if width == 2 else (pcm.astype(np.int16) + 128).astype("u1").tobytes())
+    return buffer.getvalue()
+
+
+def test_only_a_16k_pcm16_wav_counts_as_plain_and_it_decodes_to_the_same_speech(speech, jfk_path):
+    """The server decodes a plain WAV on its event loop: the check must pass only what needs neither FFmpeg nor a
+    resampler, and such a file must decode like any other."""
+    plain = _pcm_wav(speech, SAMPLE_RATE, 2)
+    assert is_plain_wav(plain) and is_plain_wav(jfk_path.read_bytes())
+    assert best_alignment(speech, load_audio(plain)) > 0.99
+    assert not is_plain_wav(_pcm_wav(soxr.resample(speech, SAMPLE_RATE, 48_000), 48_000, 2))  # needs soxr
+    assert not is_plain_wav(_pcm_wav(speech, SAMPLE_RATE, 1))  # 8-bit: FFmpeg
+    assert not is_plain_wav(encode(speech, "flac", "flac", SAMPLE_RATE, channels=1))
+    assert not is_plain_wav(b"RIFF\x00\x00\x00\x00WAVE") and not is_plain_wav(b"")
