@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -13,6 +14,8 @@ import torch
 
 from asrforge.cpu import cpu_quota
 from asrforge.devices import device_key
+from asrforge.engines.base import BaseEngine
+from asrforge.winner import resolve_combination
 
 # Versions that change inference speed or output; recorded with every result.
 VERSIONED_PACKAGES = ("asrforge", "torch", "transformers", "faster-whisper", "ctranslate2", "torchao", "numpy")
@@ -78,3 +81,21 @@ def _nvidia_driver() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine options every single-engine study takes (``--engine``, ``--plugins``, ``--threads``)."""
+    parser.add_argument("--engine", help="a conf/engine option (default: the benchmark winner)")
+    parser.add_argument("--plugins", help="comma-separated plugins (default: the winner's)")
+    # One thread by default: on a machine shared with other work, two spinning OpenMP threads were seen to slow a
+    # decode 15-fold, which drowns the ratios the studies measure; the ratio, not the absolute speed, is their figure.
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
+
+
+def load_study_engine(args: argparse.Namespace) -> tuple[BaseEngine, str]:
+    """The engine ``add_engine_arguments`` chose, loaded on ``--threads`` threads, and why it was chosen."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    plugins = [name for name in args.plugins.split(",") if name] if args.plugins is not None else None
+    combination, origin = resolve_combination(args.engine, plugins)
+    return combination.load(), origin

@@ -34,7 +34,7 @@ from asrforge.diarization.clustering import DEFAULT_THRESHOLD
 from asrforge.diarization.files import FileDiarizer
 from asrforge.engines.base import DecodeOptions
 from asrforge.experiments.bench.run import git_commit
-from asrforge.experiments.device import device_info
+from asrforge.experiments.device import add_engine_arguments, device_info, load_study_engine
 from asrforge.experiments.diarization.calibration import calibrate
 from asrforge.experiments.diarization.reference import hypothesis_annotation, reference_annotation, to_rttm
 from asrforge.experiments.diarization.report import write_markdown
@@ -43,7 +43,6 @@ from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.paths import REPO_ROOT, eval_data_dir
 from asrforge.subtitles.options import load_subtitle_options
 from asrforge.transcript import Transcript
-from asrforge.winner import resolve_combination
 
 MODES = ("plain", "fast", "accurate")
 
@@ -103,18 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="asrforge run diarization", description=__doc__.split("\n")[0])
     parser.add_argument("--file", default="dev_concat_once.wav", help="a file of eval/long (its manifest has speakers)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved trials per mode")
-    parser.add_argument("--engine", help="a conf/engine option (default: the benchmark winner)")
-    parser.add_argument("--plugins", help="comma-separated plugins (default: the winner's)")
-    # One thread, as the subtitle study: on a shared machine spinning OpenMP threads drown the ratio measured here.
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
+    add_engine_arguments(parser)
     parser.add_argument("--skip-calibration", action="store_true", help="do not re-run the threshold/step calibration")
     parser.add_argument("--out", type=Path, help="report folder (default: reports/<device>)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    plugins = [p for p in args.plugins.split(",") if p] if args.plugins is not None else None
-    combination, origin = resolve_combination(args.engine, plugins)
-    engine = combination.load()
+    engine, origin = load_study_engine(args)
     subtitles = load_subtitle_options()
     diarizers = {
         mode: FileDiarizer(engine, DecodeOptions(), subtitles, DiarizationOptions(word_timing=timing))

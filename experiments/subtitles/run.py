@@ -32,7 +32,7 @@ from asrforge.chunking import Chunk, plan_chunks, stitch
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.experiments.bench.run import git_commit
-from asrforge.experiments.device import device_info
+from asrforge.experiments.device import add_engine_arguments, device_info, load_study_engine
 from asrforge.experiments.jsonl import append_jsonl, read_jsonl
 from asrforge.experiments.subtitles.report import write_markdown
 from asrforge.experiments.subtitles.scoring import boundary_errors, speech_bounds, summary_ms
@@ -43,7 +43,6 @@ from asrforge.subtitles.options import SubtitleOptions, load_subtitle_options
 from asrforge.subtitles.render import cues_to_srt, subtitle_cues
 from asrforge.subtitles.timing_fast import unpadded_speech
 from asrforge.vad import SpeechDetector, VADOptions
-from asrforge.winner import resolve_combination
 
 MODES = ("none", "fast", "accurate")
 VAD = VADOptions()
@@ -183,18 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--file", default="dev_concat_once.wav", help="a file of eval/long (its manifest has times)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved trials per mode")
     parser.add_argument("--short", type=int, default=8, help="dev clips for the short-clip latency (0: skip)")
-    parser.add_argument("--engine", help="a conf/engine option (default: the benchmark winner)")
-    parser.add_argument("--plugins", help="comma-separated plugins (default: the winner's)")
-    # One thread by default: on a machine shared with other work, two spinning OpenMP threads were seen to slow a
-    # decode 15-fold, which drowns the ratios this measures; the ratio, not the absolute speed, is the figure here.
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: leave torch's default)")
+    add_engine_arguments(parser)
     parser.add_argument("--out", type=Path, help="report folder (default: reports/<device>)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    plugins = [p for p in args.plugins.split(",") if p] if args.plugins is not None else None
-    combination, origin = resolve_combination(args.engine, plugins)
-    engine = combination.load()
+    engine, origin = load_study_engine(args)
     subtitles = load_subtitle_options()
     folder = eval_data_dir() / "long"
     manifest = read_jsonl(folder / "manifest.jsonl")
