@@ -29,6 +29,21 @@ def test_concurrent_clients_of_every_kind_each_get_their_own_transcript(tmp_path
     assert "| uvicorn | " in readme and "passed: every answer correct" in readme
 
 
+def test_the_overhead_alone_is_measured_with_the_servers_own_parts(tmp_path):
+    status = main(
+        ["--overhead-only", "--servers", "uvicorn", "--overhead-requests", "2", "--report-dir",
+         str(tmp_path / "reports"), "--log-dir", str(tmp_path / "logs")]
+    )  # fmt: skip
+    (record,) = [json.loads(line) for line in (tmp_path / "reports" / "overhead.jsonl").read_text().splitlines()]
+    overhead, parts = record["overhead"], record["overhead"]["parts_p50_ms"]
+    assert status == 0 and overhead["n"] == 2 and record["server"]["log_errors"] == 0
+    assert set(parts) >= {"upload", "parse", "decode", "queue", "resume", "render", "outside_app", "server_other"}
+    assert 0 < parts["decode"] < parts["server_minus_engine"]  # the server's time beside the engine holds its parts
+    assert not (tmp_path / "reports" / "loadtest.jsonl").exists()  # no load was run
+    report = (tmp_path / "reports" / "overhead.md").read_text()
+    assert f"| {record['timestamp']} | {record['commit'][:12]} | uvicorn |" in report
+
+
 def test_answers_are_judged_against_their_own_files_lone_transcript():
     references = {"http": {"a.wav": "the cat sat on the mat", "b.wav": "a dog ran far away"}}
 
