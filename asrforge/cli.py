@@ -7,7 +7,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
 FORMAT_EXTENSIONS = {
     "text": "txt", "json": "json", "verbose_json": "json", "srt": "srt", "vtt": "vtt", "diarized_json": "json"
 }  # fmt: skip
-# Short names kept for the studies people run most: `asrforge bench` is `asrforge run bench`.
+# Commands that live in their own sub-packages (the server in serving/, the studies in experiments/) register under
+# this entry-point group (pyproject.toml), so this module imports neither: a runtime install that leaves them out
+# still transcribes. Short names are kept for the studies people run most: `asrforge bench` is `asrforge run bench`.
+COMMAND_GROUP = "asrforge.commands"
 STUDY_ALIASES = {"bench": "bench", "gate": "gate", "loadtest": "load"}
 
 
@@ -33,20 +37,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         from asrforge.data import main as data
 
         return data(argv[1:])
-    if argv and argv[0] == "run":
-        return _run(argv[1:])
     if argv and argv[0] in STUDY_ALIASES:
-        return _run([STUDY_ALIASES[argv[0]], *argv[1:]])
+        argv = ["run", STUDY_ALIASES[argv[0]], *argv[1:]]
     if argv and argv[0] == "serve":
         # Before torch starts its thread pool: in a server, OpenMP workers that spin while waiting steal the core
         # the event loop, the VAD and the audio decoding need (measured: a decode 4x slower under that contention).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        from asrforge.serving.run import main as serve
-
-        return serve(argv[1:])  # it quiets third-party logs itself, except in the gateway (which imports no torch)
+    if argv and argv[0] in ("serve", "run", "report"):
+        return _registered(argv[0])(argv[1:])
     args = _parser().parse_args(argv)
     quiet_third_party()
     return args.run(args)
+
+
+def _registered(command: str) -> Callable[[list[str]], int]:
+    """The ``main(argv)`` a sub-package registered for ``command``."""
+    found = [point for point in entry_points(group=COMMAND_GROUP) if point.name == command]
+    if not found:
+        raise SystemExit(
+            f"asrforge: the {command!r} command is not installed (no {COMMAND_GROUP} entry point); "
+            "reinstall the package: pip install -e ."
+        )
+    return found[0].load()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,17 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--output-dir", type=Path, help="write <file stem>.<ext> here instead of stdout")
     transcribe.set_defaults(run=_transcribe)
 
-    report = commands.add_parser("report", help="re-render every study's reports and plots from their records")
-    report.add_argument("--dir", type=Path, default=Path("reports"), help="the report root (default: reports)")
-    report.set_defaults(run=_report)
+    commands.add_parser("report", help="re-render every study's reports and plots from their records (--help)")
 
     commands.add_parser("serve", help="serve the OpenAI audio API (asrforge serve --help)")
     commands.add_parser("data", help="download LibriSpeech dev-clean/test-clean as evaluation sets (--help)")
     commands.add_parser(
         "run",
-        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, diarization, "
-        "gate "
-        "(asrforge run <study> --help)",
+        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, shrink, "
+        "diarization, gate (asrforge run <study> --help)",
     )
     commands.add_parser("bench", help="= asrforge run bench: the benchmark matrix (key=value ... [--multirun])")
     commands.add_parser("loadtest", help="= asrforge run load: HTTP, SSE and WebSocket clients against the server")
@@ -293,33 +302,6 @@ def _combination(args: argparse.Namespace) -> tuple[Combination, str]:
 
     plugins = [name for name in args.plugins.split(",") if name] if args.plugins is not None else None
     return resolve_combination(args.engine, plugins, model=args.model, device=args.device)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from asrforge.experiments import render_reports
-
-    for path in render_reports(args.dir):
-        print(path)
-    return 0
-
-
-def _run(argv: list[str]) -> int:
-    """One study with its own arguments. The harness is imported only here: the runtime never depends on it."""
-    from asrforge.experiments import STUDIES, run_study
-
-    if not argv or argv[0] not in STUDIES:
-        print(f"usage: asrforge run {{{','.join(STUDIES)}}} [options]  (asrforge run <study> --help)", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    if argv[0] == "bench":
-        from asrforge.data import missing_message
-
-        missing = missing_message(argv[1:])
-        if missing:
-            print(missing, file=sys.stderr)
-            return 2
-    if argv[0] == "gate":
-        quiet_third_party()
-    return run_study(argv[0], argv[1:])
 
 
 if __name__ == "__main__":
