@@ -12,6 +12,12 @@ text again (seen: 3-s clips repeated to the token limit). So once a segment clos
 that were not trimmed are left alone. reports/cpu/shrink.md gives the WER it costs per clip length; a margin below
 the measured floor is refused.
 
+Only greedy decoding (``beam_size`` 1) is trimmed; a beam-search request gets the full window, so its transcript is the
+unoptimised one. Under beam search the forced end-of-text is a free end (log-probability 0) for any beam that closes
+a segment near the audio's end, so shorter hypotheses win, and a trimmed window let beams repeat a phrase: the bench's
+fallback rows (beam 5) read truncated and repeated transcripts where the greedy rows read the baseline's
+(reports/cpu/README.md, ``encoder_window`` at ``fallback`` and at ``greedy``).
+
 Where the audio ends is read from the features: the engine pads a window with exact zeros in the feature domain, and a
 log-mel frame of real audio is never all zeros (Whisper's log-mel of digital silence is -1.5, see
 ``WhisperFeatureExtractor``), so the last frame with any non-zero value is the end of the audio.
@@ -78,14 +84,22 @@ class EncoderWindow(Plugin):
         window_frames = encoder.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
         plugin = self
         ends_s: list[float | None] = []  # per row of the window being decoded: where its audio ends (None: untrimmed)
+        greedy = [True]  # whether the decode in progress searches greedily (set per batch by ``decode`` below)
 
         def forward(self: nn.Module, input_features: torch.Tensor, attention_mask=None, **kwargs):
             rows = audio_frame_counts(input_features)
-            frames = plugin.encoded_frames(max(rows), window_frames)
+            frames = plugin.encoded_frames(max(rows), window_frames) if greedy[0] else input_features.shape[-1]
             ends_s[:] = [n / FRAMES_PER_S if frames < window_frames else None for n in rows]
             return trimmed_forward(self, input_features[..., :frames], **kwargs)
 
         encoder.forward = types.MethodType(forward, encoder)
+        decode = engine.decode
+
+        def decode_with_policy(batch, options):
+            greedy[0] = options.beam_size == 1
+            return decode(batch, options)
+
+        engine.decode = decode_with_policy
         if self.stop_slack_s is not None:
             generation = engine.model.generation_config
             stop = StopAtAudioEnd(

@@ -14,6 +14,7 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
+from asrforge.engines.base import DecodeOptions
 from asrforge.errors import ConfigError
 from asrforge.optimizations import Target, combination_refusal, make_plugins
 from asrforge.optimizations.encoder_window import EncoderWindow
@@ -64,6 +65,19 @@ def test_encoder_window_encodes_the_clip_plus_margin_and_keeps_the_transcript_wi
         assert audio_positions < encoded <= audio_positions + margin_frames // 2 + 100  # + one 1-s bucket
         assert encoded < 1500  # the full 30-s window has 1500 positions
     assert wer(reference, texts) <= WINDOW_WER_BUDGET
+
+
+def test_encoder_window_leaves_beam_search_to_the_full_window(clips):
+    """A beam-search request is not trimmed: the encoder sees 30 s and the transcript is the unoptimised one."""
+    beam = DecodeOptions(beam_size=5)
+    expected = load(["sdpa"]).transcribe(clips[:1], beam)[0].text
+    engine = load(["sdpa", "encoder_window"])
+    positions = []
+    engine.encoder_module().register_forward_hook(lambda m, a, out: positions.append(out.last_hidden_state.shape[1]))
+    assert engine.transcribe(clips[:1], beam)[0].text == expected
+    assert positions and set(positions) == {1500}
+    engine.transcribe(clips[:1])  # greedy again: trimmed
+    assert positions[-1] < 1500
 
 
 def test_encoder_window_matches_the_full_encoder_where_the_window_is_full(dev_dir):
