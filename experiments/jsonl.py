@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +25,13 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) 
     with path.open("a", encoding="utf-8") as out:
         out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     return path
+
+
+def render_beside(
+    records: str | os.PathLike, render: Callable[[list[dict[str, Any]]], str], name: str, missing_ok: bool = False
+) -> Path:
+    """Write the report ``name`` beside the record file ``records``, rendered from its records; its path."""
+    records = Path(records)
+    report = records.parent / name
+    report.write_text(render(read_jsonl(records, missing_ok=missing_ok)), encoding="utf-8")
+    return report

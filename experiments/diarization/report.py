@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from asrforge.experiments.jsonl import read_jsonl
+from asrforge.experiments.jsonl import render_beside
 
 COMMAND = "asrforge run diarization"
 GOALS = {"der": 0.10, "overhead_ratio": 1.3}
@@ -19,10 +19,7 @@ def render_all(root: Path) -> list[Path]:
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
-    folder = Path(report_dir)
-    path = folder / "diarization.md"
-    path.write_text(render_markdown(read_jsonl(folder / "diarization.jsonl")), encoding="utf-8")
-    return path
+    return render_beside(Path(report_dir) / "diarization.jsonl", render_markdown, "diarization.md")
 
 
 def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:

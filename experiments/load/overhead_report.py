@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from asrforge.experiments import markdown as md
-from asrforge.experiments.jsonl import read_jsonl
+from asrforge.experiments.jsonl import render_beside
 
 OVERHEAD_RESULTS = "overhead.jsonl"
 OVERHEAD_REPORT = "overhead.md"
@@ -45,10 +45,7 @@ def render_all(root: Path) -> list[Path]:
 
 
 def write_overhead_report(report_dir: str | os.PathLike) -> Path:
-    report_dir = Path(report_dir)
-    report = report_dir / OVERHEAD_REPORT
-    report.write_text(render_markdown(read_jsonl(report_dir / OVERHEAD_RESULTS, missing_ok=True)), encoding="utf-8")
-    return report
+    return render_beside(Path(report_dir) / OVERHEAD_RESULTS, render_markdown, OVERHEAD_REPORT, missing_ok=True)
 
 
 def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:

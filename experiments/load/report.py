@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from asrforge.experiments import markdown as md
-from asrforge.experiments.jsonl import read_jsonl
+from asrforge.experiments.jsonl import render_beside
 from asrforge.experiments.load import overhead_report
 from asrforge.experiments.load.summary import BUSY_HOST, RESULTS, failed_checks
 
@@ -21,10 +21,7 @@ def render_all(root: Path) -> list[Path]:
 
 
 def write_readme(report_dir: str | os.PathLike) -> Path:
-    report_dir = Path(report_dir)
-    readme = report_dir / "README.md"
-    readme.write_text(render_markdown(read_jsonl(report_dir / RESULTS, missing_ok=True)), encoding="utf-8")
-    return readme
+    return render_beside(Path(report_dir) / RESULTS, render_markdown, "README.md", missing_ok=True)
 
 
 def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:

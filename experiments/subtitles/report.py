@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from asrforge.experiments import markdown as md
-from asrforge.experiments.jsonl import read_jsonl
+from asrforge.experiments.jsonl import render_beside
 
 # The study's goals: mean boundary error (ms) and, for fast mode, an overhead ratio to stay under.
 GOALS: dict[str, tuple[float, float | None]] = {"accurate": (100.0, None), "fast": (300.0, 1.05)}
@@ -21,10 +21,7 @@ def render_all(root: Path) -> list[Path]:
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
-    folder = Path(report_dir)
-    path = folder / "subtitles.md"
-    path.write_text(render_markdown(read_jsonl(folder / "subtitles.jsonl")), encoding="utf-8")
-    return path
+    return render_beside(Path(report_dir) / "subtitles.jsonl", render_markdown, "subtitles.md")
 
 
 def render_markdown(records: Sequence[Mapping[str, Any]]) -> str:

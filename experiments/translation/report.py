@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from asrforge.experiments import markdown as md
-from asrforge.experiments.jsonl import read_jsonl
+from asrforge.experiments.jsonl import render_beside
 
 COMMAND = "asrforge run translation"
 
@@ -19,10 +19,7 @@ def render_all(root: Path) -> list[Path]:
 
 
 def write_markdown(report_dir: str | os.PathLike) -> Path:
-    folder = Path(report_dir)
-    path = folder / "translation.md"
-    path.write_text(render_markdown(read_jsonl(folder / "translation.jsonl")), encoding="utf-8")
-    return path
+    return render_beside(Path(report_dir) / "translation.jsonl", render_markdown, "translation.md")
 
 
 def _pct(value: float | None, unit: str = " %") -> str:

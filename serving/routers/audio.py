@@ -15,7 +15,7 @@ from starlette.datastructures import State
 
 from asrforge.chunking import word_separator
 from asrforge.decoding import with_policy
-from asrforge.engines.base import DecodeOptions
+from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.formats import MEDIA_TYPES, ResponseFormat, render
 from asrforge.serving import timing
@@ -31,7 +31,7 @@ from asrforge.serving.diarization import (
 )
 from asrforge.serving.errors import APIError, error_responses
 from asrforge.serving.protocol import TRANSCRIPTION_RESPONSES, DurationUsage, TextDeltaEvent, TextDoneEvent
-from asrforge.serving.service import StreamJob, TranscriptionService
+from asrforge.serving.service import Audio, StreamJob, TranscriptionService
 from asrforge.serving.subtitles import timed_body, wants_timing
 from asrforge.serving.translation import (
     TRANSLATION_ERRORS,
@@ -195,11 +195,7 @@ async def _respond(
     task: str | None = None,  # what the response says it did; an English-only model "translates" by transcribing
 ) -> Response:
     state = request.app.state
-    service: TranscriptionService = state.service
-    engine = await service.with_timeout(service.scheduler.wait_ready())
-    _check_model(model, state.served_models)
-    options, _ = with_policy(engine, state.settings.decode, options, policy)  # refuses what the engine cannot do
-    audio = await service.decode(await file.read())
+    service, engine, options, audio = await _admit(request, file, model, options, policy)
     if stream:
         job = await service.start_stream(audio, options)
         return EventSourceResponse(_events(state, job), ping=15, send_timeout=30)
@@ -226,17 +222,27 @@ async def _respond_diarized(
     speakers: tuple[list[str], list[str]],
 ) -> Response:
     state = request.app.state
-    service: TranscriptionService = state.service
-    engine = await service.with_timeout(service.scheduler.wait_ready())
-    _check_model(model, state.served_models)
-    options, _ = with_policy(engine, state.settings.decode, options, policy)  # refuses what the engine cannot do
+    service, engine, options, audio = await _admit(request, file, model, options, policy)
     known = await decode_references(*speakers)
-    audio = await service.decode(await file.read())
     work = asyncio.ensure_future(diarized_transcript(service, engine, audio, options, known))
     if stream:
         return EventSourceResponse(diarized_events(state, work), ping=15, send_timeout=30)
     transcript = await service.with_timeout(work)
     return Response(diarized_body(transcript, response_format, service), media_type=MEDIA_TYPES[response_format])
+
+
+async def _admit(
+    request: Request, file: UploadFile, model: str, options: DecodeOptions, policy: dict[str, Any]
+) -> tuple[TranscriptionService, BaseEngine, DecodeOptions, Audio]:
+    """What every audio request does first: wait for the engine, check the model, settle the decoding policy
+    (refusing what the engine cannot do) and decode the upload."""
+    state = request.app.state
+    service: TranscriptionService = state.service
+    engine = await service.with_timeout(service.scheduler.wait_ready())
+    _check_model(model, state.served_models)
+    options, _ = with_policy(engine, state.settings.decode, options, policy)
+    audio = await service.decode(await file.read())
+    return service, engine, options, audio
 
 
 async def _events(state: State, job: StreamJob) -> AsyncIterator[dict]:
