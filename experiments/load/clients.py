@@ -54,6 +54,7 @@ class Outcome:
     started: float  # perf_counter at the first attempt
     status: str = "lost"
     latency_s: float | None = None  # http/sse: to the whole answer; ws: commit sent -> last final transcript
+    admitted_s: float | None = None  # http/sse: from the attempt the server admitted (no 429) to the whole answer
     first_delta_s: float | None = None  # sse and ws: from the start to the first delta
     deltas: int = 0  # sse and ws: delta events received
     text: str | None = None
@@ -115,7 +116,8 @@ async def _openai_request(
 ) -> Outcome:
     outcome = Outcome(kind, clip.name, clip.duration_s, time.perf_counter())
     while True:
-        left = deadline - time.perf_counter()
+        attempt_started = time.perf_counter()
+        left = deadline - attempt_started
         if left <= 0:
             return outcome.close("lost", "no answer before the deadline")
         try:
@@ -132,7 +134,8 @@ async def _openai_request(
             return outcome.close("error", _first_line(error))
         if outcome.text is None:
             return outcome.close("lost", "the stream ended without transcript.text.done")
-        outcome.latency_s = time.perf_counter() - outcome.started
+        answered = time.perf_counter()
+        outcome.latency_s, outcome.admitted_s = answered - outcome.started, answered - attempt_started
         return outcome.close("ok")
 
 

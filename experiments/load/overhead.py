@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from rich.progress import Progress
 from asrforge.audio import load_audio
 from asrforge.combination import Combination
 from asrforge.constants import SAMPLE_RATE
+from asrforge.decoding import with_policy
+from asrforge.engines.base import DecodeOptions
 from asrforge.experiments.load.clients import MODEL, Target
 from asrforge.experiments.load.server import scrape_metrics
 from asrforge.experiments.load.summary import percentiles
@@ -37,16 +39,26 @@ WARMUP_CALLS = 3
 
 
 async def measure_overhead(
-    target: Target, path: Path, combination: Combination, n: int, progress: Progress
+    target: Target,
+    path: Path,
+    combination: Combination,
+    policy: str | None,
+    n: int,
+    progress: Progress,
+    clips: Sequence[np.ndarray] = (),
 ) -> dict[str, Any]:
+    """The overhead on ``path``; with ``clips``, also the bare engine's single-stream speed over them (each decoded
+    once, one after another: the throughput the server's is set against). The bare engine decodes with the
+    server's default ``policy``, as the server does a request that names none."""
     task = progress.add_task(f"overhead: loading the bare engine ({path.name})", total=n)
     server_timings: list[dict[str, float]] = []  # each plain request's Server-Timing parts
     engine = await asyncio.to_thread(combination.load)
+    options, _ = with_policy(engine, policy, DecodeOptions())
     audio, data = load_audio(path), path.read_bytes()
     headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
 
-    def bare() -> None:
-        engine.transcribe([audio])
+    def bare(clip: np.ndarray = audio) -> None:
+        engine.transcribe([clip], options)
 
     async def openai_request() -> None:
         await target.client.audio.transcriptions.create(model=MODEL, file=(path.name, data))
@@ -87,6 +99,15 @@ async def measure_overhead(
             progress.advance(task)
         health_s = [await _timed_async(lambda: plain.get("/health")) for _ in range(n)]
     progress.remove_task(task)
+    single_stream = None
+    if clips:
+        task = progress.add_task("bare engine: every clip once, one stream", total=len(clips))
+        seconds = 0.0
+        for clip in clips:
+            seconds += _timed(lambda clip=clip: bare(clip))
+            progress.advance(task)
+        progress.remove_task(task)
+        single_stream = round(sum(clip.size for clip in clips) / SAMPLE_RATE / seconds, 2)
     bare_p50, http_p50 = percentiles(bare_s)["p50"], percentiles(http_s)["p50"]
     return {
         "file": path.name,
@@ -102,6 +123,8 @@ async def measure_overhead(
         "file_decode_p50_ms": percentiles(decode_s)["p50"],
         "health_p50_ms": percentiles(health_s)["p50"],
         "bare_threads": _torch_threads(),
+        "policy": policy,
+        "bare_audio_s_per_s": single_stream,
         "parts_p50_ms": _parts(plain_s, server_timings),
     }
 

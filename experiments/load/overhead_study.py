@@ -40,17 +40,17 @@ def run_overhead(
     n = max(1, args.overhead_requests)
     for server in servers:
         commit = git_commit()
-        combination, origin, scheduler = _served(args.overrides)
+        combination, origin, scheduler, policy = _served(args.overrides)
         load_before = os.getloadavg()[0]
 
         if args.url:
             server_info: dict[str, Any] = {"name": "external", "url": args.url, "log_errors": 0}
-            overhead, foreign_cpu = asyncio.run(_measure(args.url, path, combination, n, args, console)), None
+            overhead, foreign_cpu = asyncio.run(_measure(args.url, path, combination, policy, n, args, console)), None
         else:
             log = args.log_dir / f"{batch}-{server}-overhead.log"
             with ServerProcess(server, args.overrides, log, console) as process:
                 meter = CpuMeter(process.pid)
-                overhead = asyncio.run(_measure(process.url, path, combination, n, args, console))
+                overhead = asyncio.run(_measure(process.url, path, combination, policy, n, args, console))
                 foreign_cpu = meter.stop()
             server_info = process.info()
         gc.collect()  # the bare engine, before the next server loads its own
@@ -80,13 +80,13 @@ def run_overhead(
 
 
 async def _measure(
-    url: str, path: Path, combination: Combination, n: int, args: argparse.Namespace, console: Console
+    url: str, path: Path, combination: Combination, policy: str, n: int, args: argparse.Namespace, console: Console
 ) -> dict[str, Any]:
     from asrforge.experiments.load.run import _progress
 
     target = Target(url, args.api_key)
     try:
         with _progress(console) as progress:
-            return await measure_overhead(target, path, combination, n, progress)
+            return await measure_overhead(target, path, combination, policy, n, progress)
     finally:
         await target.aclose()

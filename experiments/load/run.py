@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -161,6 +162,7 @@ async def measure(
     clips: Sequence[Clip],
     paths: Sequence[Path],
     combination: Combination,
+    policy: str,
     args: argparse.Namespace,
     console: Console,
 ) -> dict[str, Any]:
@@ -176,7 +178,10 @@ async def measure(
             overhead = None
             if args.overhead_requests > 0:
                 path = next((p for p in paths if p.name == args.overhead_file), paths[0])
-                overhead = await measure_overhead(target, path, combination, args.overhead_requests, progress)
+                arrays = [np.frombuffer(clip.pcm16, "<i2").astype(np.float32) / 32768 for clip in clips]
+                overhead = await measure_overhead(
+                    target, path, combination, policy, args.overhead_requests, progress, arrays
+                )
     finally:
         await target.aclose()
     summary = summarise(outcomes, references, start, stop)
@@ -209,15 +214,15 @@ def run_one(
 ) -> dict[str, Any]:
     """Start ``server`` (or use ``--url``), measure, stop it; returns the run's record."""
     commit = git_commit()  # before the server starts: the code it runs, not the code at the end of the run
-    combination, origin, scheduler = _served(args.overrides)
+    combination, origin, scheduler, policy = _served(args.overrides)
     if args.url:
         server_info: dict[str, Any] = {"name": "external", "url": args.url, "log_errors": 0}
-        results = asyncio.run(measure(args.url, clips, paths, combination, args, console))
+        results = asyncio.run(measure(args.url, clips, paths, combination, policy, args, console))
         foreign_cpu = None
     else:
         with ServerProcess(server, args.overrides, args.log_dir / f"{batch}-{server}.log", console) as process:
             meter = CpuMeter(process.pid)
-            results = asyncio.run(measure(process.url, clips, paths, combination, args, console))
+            results = asyncio.run(measure(process.url, clips, paths, combination, policy, args, console))
             foreign_cpu = meter.stop()
         server_info = process.info()
     gc.collect()  # the bare engine of the overhead measurement, before the next server loads its own
@@ -248,12 +253,13 @@ def run_one(
     return record
 
 
-def _served(overrides: Sequence[str]) -> tuple[Combination, str, dict[str, Any]]:
+def _served(overrides: Sequence[str]) -> tuple[Combination, str, dict[str, Any], str]:
     """The combination the server resolves from the same overrides (as serving/app.py does, the repetition guard
-    it adds included), and its scheduler settings."""
+    it adds included), its scheduler settings and its default decoding policy."""
     cfg = serve_config(overrides)
-    combination, origin = served_combination(cfg, ServerSettings.from_config(cfg.serving))
-    return combination, origin, OmegaConf.to_container(cfg.serving.scheduler, resolve=True)
+    settings = ServerSettings.from_config(cfg.serving)
+    combination, origin = served_combination(cfg, settings)
+    return combination, origin, OmegaConf.to_container(cfg.serving.scheduler, resolve=True), settings.decode
 
 
 def _device_of(combination: Combination) -> str:

@@ -96,6 +96,9 @@ def summarise(
     last = max((o.finished for o in outcomes if o.finished is not None), default=stop)
     wall = max(last, stop) - start
     latency = {kind: percentiles(o.latency_s for o in answered if o.kind == kind) for kind in KINDS}
+    for kind in ("http", "sse"):  # what a request the server admitted waited: the bound max_wait_s keeps
+        admitted = percentiles(o.admitted_s for o in answered if o.kind == kind)
+        latency[kind].update(admitted_p50=admitted["p50"], admitted_p95=admitted["p95"])
     for kind in ("sse", "ws"):
         first = percentiles(o.first_delta_s for o in answered if o.kind == kind)
         kind_answered = [o for o in answered if o.kind == kind]

@@ -12,7 +12,7 @@ from asrforge.experiments.load.summary import failed_checks, summarise
 
 def test_concurrent_clients_of_every_kind_each_get_their_own_transcript(tmp_path, dev_dir):
     status = main(
-        ["--servers", "uvicorn", "--clients", "6", "--duration", "8", "--files", "4", "--overhead-requests", "0",
+        ["--servers", "uvicorn", "--clients", "6", "--duration", "8", "--files", "4", "--overhead-requests", "1",
          "--report-dir", str(tmp_path / "reports"), "--log-dir", str(tmp_path / "logs")]
     )  # fmt: skip
     (record,) = [json.loads(line) for line in (tmp_path / "reports" / "loadtest.jsonl").read_text().splitlines()]
@@ -24,9 +24,15 @@ def test_concurrent_clients_of_every_kind_each_get_their_own_transcript(tmp_path
     assert counts["all"]["lost"] == counts["all"]["5xx"] == counts["all"]["errors"] == 0
     assert record["server"]["exit_code"] == 0 and record["server"]["log_errors"] == 0
     assert record["server_metrics"]["decodes"] >= 1 and record["throughput"]["requests_per_s"] > 0
-    assert 0 < record["latency_ms"]["http"]["p50"] <= record["latency_ms"]["http"]["p95"]
+    http = record["latency_ms"]["http"]
+    assert 0 < http["p50"] <= http["p95"] and 0 < http["admitted_p95"] <= http["p95"]
+    # The bare engine's one-stream speed over the same files, at the server's default policy: the throughput's yardstick
+    overhead = record["overhead"]
+    assert overhead["policy"] == "fallback" and overhead["bare_audio_s_per_s"] > 0
     readme = (tmp_path / "reports" / "README.md").read_text()
     assert "| uvicorn | " in readme and "passed: every answer correct" in readme
+    ratio = record["throughput"]["audio_s_per_s"] / overhead["bare_audio_s_per_s"]
+    assert f"({ratio:.2f}×)" in readme
 
 
 def test_the_overhead_alone_is_measured_with_the_servers_own_parts(tmp_path):
