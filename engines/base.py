@@ -30,9 +30,10 @@ TorchEngine
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal
@@ -50,6 +51,8 @@ from asrforge.engines.stream_session import (
 from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer, synchronize
 from asrforge.transcript import Transcript
+
+SAMPLING_SEED = 0  # every sampling decode starts from it (TorchEngine._seeded)
 
 
 @dataclass(frozen=True)
@@ -311,11 +314,25 @@ class TorchEngine(BaseEngine):
             synchronize(self.device)
             self._timer.add("encode_s", time.perf_counter() - self._encoder_started)
 
+    @contextlib.contextmanager
+    def _seeded(self, temperature: float | Sequence[float] | None) -> Iterator[None]:
+        """Sampling (a temperature above 0, e.g. a fallback rung) from a fixed seed, as a decode of its own: the
+        same audio and options give the same transcript whatever ran before (a server's other requests).
+        Greedy and beam search draw nothing, so they run as they are."""
+        temperatures = temperature if isinstance(temperature, (list, tuple)) else [temperature or 0.0]
+        if not any(t > 0 for t in temperatures):
+            yield
+            return
+        devices = [self.device] if torch.device(self.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the process's own generator is left as it was
+            torch.manual_seed(SAMPLING_SEED)
+            yield
+
     def timed_generate(self, timer: StageTimer, **inputs: Any) -> torch.Tensor:
         """Run ``model.generate`` with this engine's ``generate_kwargs``; splits its time into encode and decode."""
         self._timer = timer
         try:
-            with self.inference_context(), timer.stage("generate_s"):
+            with self.inference_context(), timer.stage("generate_s"), self._seeded(inputs.get("temperature")):
                 out = self.model.generate(**inputs, **self.generate_kwargs)
         finally:
             self._timer = None

@@ -64,6 +64,21 @@ def test_a_window_failing_its_threshold_is_redecoded_at_the_next_temperature(whi
     assert whisper.transcribe([clip], relaxed)[0].text == greedy
 
 
+def test_sampling_gives_the_same_transcript_whatever_ran_before(whisper, dev_dir):
+    """A sampled decode starts from a fixed seed of its own: a server's other requests cannot change it, and the
+    process's generator is left as it was."""
+    clip = load_audio(dev_dir / "ami_ES2011a-h0-40s.wav")[: 8 * 16_000]  # unsure meeting speech: samples vary
+    hot = DecodeOptions(temperature=1.0)
+    torch.manual_seed(1)
+    first = whisper.transcribe([clip], hot)[0].text
+    after_first = torch.rand(4)
+    torch.manual_seed(2)
+    torch.rand(1000)
+    assert whisper.transcribe([clip], hot)[0].text == first
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(4), after_first)  # the decode drew nothing from the process's generator
+
+
 def test_options_an_engine_cannot_honour_are_refused_with_the_field(whisper):
     with pytest.raises(UnsupportedOptionError, match="^patience is not supported by the whisper engine") as refused:
         whisper.transcribe([np.zeros(16_000, np.float32)], DecodeOptions(patience=2.0))
