@@ -13,7 +13,7 @@ engine. A library scheduler (e.g. an asyncio priority queue) has no notion of sh
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from asrforge.errors import ConfigError
@@ -80,6 +80,10 @@ class FairShare:
         cls = min(waiting, key=lambda c: (self.virtual[c], c))
         self.now = self.virtual[cls]
         return cls
+
+    def share(self, cls: int, active: Iterable[int]) -> float:
+        """The engine share ``cls`` is guaranteed while the ``active`` classes (and it) all have work."""
+        return self.weights[cls] / sum(self.weights[c] for c in {*active, cls})
 
     def charge(self, cls: int, engine_s: float) -> None:
         self.virtual[cls] += engine_s / self.weights[cls]

@@ -8,9 +8,12 @@ and resolves each chunk's asyncio future on its own event loop. There is no lock
 requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for
 the next batch.
 
-Admission: a stream or plain HTTP request whose last chunk would be decoded later than ``max_wait_s`` from now (the
-queued audio seconds over the decode speed the executor measures) is refused with 429 and a Retry-After from that
-same estimate, instead of waiting minutes in the queue.
+Admission: a stream or plain HTTP request whose last chunk would be decoded later than ``max_wait_s`` from now is
+refused with 429 and a Retry-After from that same estimate, instead of waiting minutes in the queue. The estimate is
+the audio ahead of it in its own class (plus the batch running) over the decode speed the executor measures times
+the engine share its class is guaranteed while the other classes with work (queued, or submitted within the last
+``ACTIVE_S``: realtime sessions submit steps all the time) take theirs: under a stream of realtime work a plain
+HTTP request drains at its share, not at the engine's whole speed.
 
 A request that goes away (client disconnect, timeout) cancels its futures; the executor skips cancelled chunks
 still in the queue, so abandoned work costs nothing more than what is already running.
@@ -42,6 +45,8 @@ from asrforge.serving.settings import SchedulerSettings
 from asrforge.transcript import Transcript
 
 log = logging.getLogger(__name__)
+
+ACTIVE_S = 5.0  # a class that submitted work this recently counts as taking its share (admission's estimate)
 
 
 class Priority(IntEnum):
@@ -107,6 +112,7 @@ class InferenceScheduler:
         self.chunk_seconds_ema = 0.5  # engine seconds per chunk, for Retry-After before the speed is measured
         self.speed = DecodeSpeed()
         self.fair = FairShare(self.settings.class_weights, len(Priority))
+        self._submitted_at = [-math.inf] * len(Priority)  # monotonic time of each class's latest submission
         self._running_audio_s = 0.0  # audio of the batch being decoded
         self.max_batch_size = self.settings.max_batch_size  # 1 for a batch-variant engine in exact mode
 
@@ -163,12 +169,13 @@ class InferenceScheduler:
             if len(self._queue) + len(chunks) > self.settings.max_queue:
                 self.metrics.rejected.inc()
                 raise QueueFullError(self._retry_after(len(chunks)))
-            wait = self._estimate(audio_s) if priority != Priority.REALTIME else None
+            wait = self._estimate(audio_s, priority) if priority != Priority.REALTIME else None
             if wait is not None and not wait.admitted and self._busy():  # alone, a request is never refused
                 self.metrics.rejected.inc()
                 reason = f"the expected wait ({wait.expected_s:.0f} s) exceeds this server's {wait.max_wait_s:g} s"
                 raise QueueFullError(wait.retry_after_s, reason)
             self._activate(int(priority))
+            self._submitted_at[int(priority)] = time.monotonic()
             group = next(self._seq) if priority == Priority.STREAM else None
             jobs = [
                 _Job(
@@ -212,6 +219,7 @@ class InferenceScheduler:
             if self.load_error is not None:
                 raise NotReadyError(self.load_error)
             self._activate(int(priority))
+            self._submitted_at[int(priority)] = time.monotonic()
             heapq.heappush(self._queue, job)
             self.metrics.queue_depth.set(len(self._queue))
             self._wakeup.notify()
@@ -225,24 +233,29 @@ class InferenceScheduler:
         """Chunks waiting (not counting the batch being decoded)."""
         return len(self._queue)
 
-    def expected_wait_s(self, audio_s: float = 0.0) -> float | None:
-        """Seconds until ``audio_s`` more audio queued now would be decoded (None before the speed is measured)."""
+    def expected_wait_s(self, audio_s: float = 0.0, priority: Priority = Priority.BATCH) -> float | None:
+        """Seconds until ``audio_s`` more audio of ``priority`` queued now would be decoded (None before the speed
+        is measured)."""
         with self._wakeup:
-            estimate = self._estimate(audio_s)
+            estimate = self._estimate(audio_s, priority)
         return None if estimate is None else estimate.expected_s
 
-    def _estimate(self, audio_s: float) -> WaitEstimate | None:
-        # Called with the lock held. Everything queued counts, whatever its class: with fair shares a batch request
-        # is not last in line, but the queue as a whole drains at the measured speed, so this bounds its wait.
+    def _estimate(self, audio_s: float, priority: Priority) -> WaitEstimate | None:
+        # Called with the lock held. Within its class a request is last in line; its class drains at least at its
+        # guaranteed share of the measured speed whatever the other classes submit meanwhile, so this bounds its wait.
         if self.settings.max_wait_s is None:
             return None
-        backlog_s = (
-            self._running_audio_s
-            + audio_s
-            + sum(j.audio.size for j in self._queue if not j.future.done()) / SAMPLE_RATE
-        )
-        seconds = self.speed.seconds_for(backlog_s)
-        return None if seconds is None else WaitEstimate(seconds, self.settings.max_wait_s)
+        cls, now = int(priority), time.monotonic()
+        queued = [0] * len(Priority)
+        for job in self._queue:
+            if not job.future.done():
+                queued[job.priority] += job.audio.size
+        own_s = self._running_audio_s + audio_s + queued[cls] / SAMPLE_RATE
+        active = [c for c in range(len(Priority)) if queued[c] or now - self._submitted_at[c] < ACTIVE_S]
+        seconds = self.speed.seconds_for(own_s)
+        if seconds is None:
+            return None
+        return WaitEstimate(seconds / self.fair.share(cls, active), self.settings.max_wait_s)
 
     def _busy(self) -> bool:
         return self._running_audio_s > 0 or any(not job.future.done() for job in self._queue)

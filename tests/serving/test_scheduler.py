@@ -211,3 +211,23 @@ def test_the_expected_wait_is_refused_with_a_retry_after_from_the_same_estimate(
     assert "expected wait" in str(refused)
     # The Retry-After is the backlog over the measured speed (the speed moves a little as decodes are measured).
     assert 1 <= refused.retry_after_s <= 2 * backlog_s / speed + 1
+
+
+def test_the_expected_wait_counts_the_share_left_to_plain_http_while_realtime_sessions_work(tiny_engine, clips):
+    """A plain HTTP request drains at its class's guaranteed share while realtime work comes in, so its expected
+    wait is its class's backlog over that share of the speed, not over the whole engine."""
+
+    async def scenario(scheduler):
+        await scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH)  # measures the decode speed
+        audio_s = clips[1].size / 16_000
+        idle = scheduler.expected_wait_s(audio_s, Priority.BATCH)
+        await scheduler.run(lambda: None, Priority.REALTIME)  # a realtime session's step: that class is working
+        busy = scheduler.expected_wait_s(audio_s, Priority.BATCH)
+        stream = scheduler.expected_wait_s(audio_s, Priority.STREAM)
+        return audio_s / scheduler.speed.audio_per_s, idle, busy, stream
+
+    settings = SchedulerSettings(max_batch_size=1, class_weights=(6, 2, 1))
+    alone, idle, busy, stream = run_with(tiny_engine, settings, scenario)
+    assert idle == pytest.approx(alone)
+    assert busy == pytest.approx(alone * (6 + 1) / 1)  # realtime 6, plain HTTP 1
+    assert stream == pytest.approx(alone * (6 + 2 + 1) / 2)  # plain HTTP submitted moments ago: it works too
