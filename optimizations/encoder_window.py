@@ -12,11 +12,12 @@ text again (seen: 3-s clips repeated to the token limit). So once a segment clos
 that were not trimmed are left alone. reports/cpu/shrink.md gives the WER it costs per clip length; a margin below
 the measured floor is refused.
 
-Only greedy decoding (``beam_size`` 1) is trimmed; a beam-search request gets the full window, so its transcript is the
-unoptimised one. Under beam search the forced end-of-text is a free end (log-probability 0) for any beam that closes
-a segment near the audio's end, so shorter hypotheses win, and a trimmed window let beams repeat a phrase: the bench's
-fallback rows (beam 5) read truncated and repeated transcripts where the greedy rows read the baseline's
-(reports/cpu/README.md, ``encoder_window`` at ``fallback`` and at ``greedy``).
+A batch is decoded in groups of clips with the same encoded length, so a clip's transcript does not depend on its
+batch mates. Only greedy decoding (``beam_size`` 1) is trimmed; a beam-search request gets the full window, so its
+transcript is the unoptimised one. Under beam search the forced end-of-text is a free end (log-probability 0) for
+any beam that closes a segment near the audio's end, so shorter hypotheses win, and a trimmed window let beams
+repeat a phrase: the bench's fallback rows (beam 5) read truncated and repeated transcripts where the greedy rows
+read the baseline's (reports/cpu/README.md, ``encoder_window`` at ``fallback`` and at ``greedy``).
 
 Where the audio ends is read from the features: the engine pads a window with exact zeros in the feature domain, and a
 log-mel frame of real audio is never all zeros (Whisper's log-mel of digital silence is -1.5, see
@@ -97,7 +98,19 @@ class EncoderWindow(Plugin):
 
         def decode_with_policy(batch, options):
             greedy[0] = options.beam_size == 1
-            return decode(batch, options)
+            if not greedy[0] or len(batch) < 2:
+                return decode(batch, options)
+            # The window is cut to the batch's longest clip, so each clip is decoded with the clips of its own window
+            # length: its transcript does not depend on its batch mates (the server batches only such engines).
+            counts = audio_frame_counts(engine.features(batch)[0])
+            groups: dict[int, list[int]] = {}
+            for index, count in enumerate(counts):
+                groups.setdefault(plugin.encoded_frames(count, window_frames), []).append(index)
+            transcripts: list = [None] * len(batch)
+            for indices in groups.values():
+                for index, transcript in zip(indices, decode([batch[i] for i in indices], options), strict=True):
+                    transcripts[index] = transcript
+            return transcripts
 
         engine.decode = decode_with_policy
         if self.stop_slack_s is not None:

@@ -67,6 +67,16 @@ def test_encoder_window_encodes_the_clip_plus_margin_and_keeps_the_transcript_wi
     assert wer(reference, texts) <= WINDOW_WER_BUDGET
 
 
+def test_encoder_window_gives_a_clip_in_a_batch_its_lone_transcript(clips):
+    """The window is cut per batch, so clips of other lengths are decoded apart: each gets what it gets alone."""
+    engine = load(["sdpa", "encoder_window"])
+    alone = [engine.transcribe([clip])[0].text for clip in clips]
+    positions = []
+    engine.encoder_module().register_forward_hook(lambda m, a, out: positions.append(out.last_hidden_state.shape[1]))
+    assert [t.text for t in engine.transcribe(clips)] == alone
+    assert len(set(positions)) == len(clips)  # one window length per clip: JFK's 11 s and the 8-s utterance
+
+
 def test_encoder_window_leaves_beam_search_to_the_full_window(clips):
     """A beam-search request is not trimmed: the encoder sees 30 s and the transcript is the unoptimised one."""
     beam = DecodeOptions(beam_size=5)
