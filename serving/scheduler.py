@@ -2,7 +2,8 @@
 
 Every decode in the server goes through here: a single dedicated thread loads the engine, warms it up, then takes
 the next queued chunk (realtime before SSE streams before plain HTTP, each class within its weighted share so none
-starves: serving/admission.py), adds queued chunks with the same decode options up to ``max_batch_size``
+starves: serving/admission.py), adds queued chunks with the same decode options up to ``max_batch_size`` (beam
+search on a GPU only, unless ``batch_beam_search`` says otherwise: on a CPU a batch decoded slower than its clips)
 (waiting at most ``max_batch_wait_ms`` for the batch to fill), decodes them in one ``engine.transcribe`` call
 and resolves each chunk's asyncio future on its own event loop. There is no lock or semaphore around the model for
 requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for
@@ -115,6 +116,7 @@ class InferenceScheduler:
         self._submitted_at = [-math.inf] * len(Priority)  # monotonic time of each class's latest submission
         self._running_audio_s = 0.0  # audio of the batch being decoded
         self.max_batch_size = self.settings.max_batch_size  # 1 for a batch-variant engine in exact mode
+        self.batch_beam_search = False  # set when the engine is loaded (SchedulerSettings.batch_beam_search)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -273,6 +275,8 @@ class InferenceScheduler:
         try:
             if self.engine is None:
                 self.engine = self._engine_source()
+            setting = self.settings.batch_beam_search  # None: a GPU batches beam search, a CPU does not
+            self.batch_beam_search = setting if setting is not None else str(self.engine.device).startswith("cuda")
             if self.settings.exact and self.engine.batch_variance and self.max_batch_size > 1:
                 log.warning("decoding one chunk at a time (serving.scheduler.exact): %s", self.engine.batch_variance)
                 self.max_batch_size = 1
@@ -345,7 +349,7 @@ class InferenceScheduler:
 
     def _compatible(self, head: _Job) -> list[_Job]:
         # The queue is at most max_queue long, so a sorted scan per batch is cheap next to a decode.
-        if head.call is not None:
+        if head.call is not None or (head.options.beam_size > 1 and not self.batch_beam_search):
             return [head]
         options = head.options
         batch: list[_Job] = [head]

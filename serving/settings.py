@@ -34,6 +34,7 @@ class SchedulerSettings:
     exact: bool = True
     max_wait_s: float | None = 30
     class_weights: tuple[float, float, float] = (6, 2, 1)  # realtime, stream, batch
+    batch_beam_search: bool | None = None  # None: on a GPU only (on a CPU a batch decoded slower than its clips alone)
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,19 @@ def test_the_expected_wait_counts_the_share_left_to_plain_http_while_realtime_se
     assert idle == pytest.approx(alone)
     assert busy == pytest.approx(alone * (6 + 1) / 1)  # realtime 6, plain HTTP 1
     assert stream == pytest.approx(alone * (6 + 2 + 1) / 2)  # plain HTTP submitted moments ago: it works too
+
+
+@pytest.mark.parametrize(("batch_beam_search", "batches"), [(None, 3), (True, 1)])
+def test_beam_search_is_batched_on_a_gpu_only_unless_configured(tiny_engine, clips, batch_beam_search, batches):
+    """On a CPU a beam-search batch decoded slower than its clips one at a time (conf/serving/default.yaml), so
+    there each is decoded alone; greedy chunks still batch."""
+
+    async def scenario(scheduler):
+        beam = DecodeOptions(beam_size=2)
+        await asyncio.gather(*(scheduler.transcribe([c], beam, Priority.BATCH) for c in clips[:3]))
+        return scheduler.metrics.batch_size
+
+    settings = SchedulerSettings(max_batch_size=4, max_batch_wait_ms=200, batch_beam_search=batch_beam_search)
+    histogram = run_with(tiny_engine, settings, scenario)
+    samples = {s.name: s.value for s in histogram.collect()[0].samples}
+    assert samples["asrforge_batch_size_count"] == batches and samples["asrforge_batch_size_sum"] == 3
