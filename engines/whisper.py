@@ -100,6 +100,10 @@ class WhisperEngine(TorchEngine):
     def decoder_module(self) -> torch.nn.Module:
         return self.model.model.decoder
 
+    def feature_frames(self, audio: np.ndarray) -> int:
+        """Mel frames of a clip's features (faster-whisper's ``len(audio) // hop``); the padding follows them."""
+        return max(1, len(audio) // self.processor.feature_extractor.hop_length)
+
     def features(self, batch: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel features and frame mask of a batch, each clip computed alone, as faster-whisper computes them.
 
@@ -115,7 +119,7 @@ class WhisperEngine(TorchEngine):
             audio = np.asarray(audio, dtype=np.float32)
             padded = np.pad(audio, (0, max(extractor.hop_length, extractor.n_fft - len(audio))))
             mel = extractor(padded, sampling_rate=SAMPLE_RATE, padding="longest", truncation=False, return_tensors="np")
-            clips.append(mel["input_features"][0, :, : max(1, len(audio) // extractor.hop_length)])
+            clips.append(mel["input_features"][0, :, : self.feature_frames(audio)])
         length = clips[0].shape[1] if len(clips) == 1 else max(self.window_frames + 1, *(c.shape[1] for c in clips))
         features = np.zeros((len(clips), clips[0].shape[0], length), dtype=np.float32)
         mask = np.zeros((len(clips), length), dtype=np.int64)

@@ -102,10 +102,9 @@ class EncoderWindow(Plugin):
                 return decode(batch, options)
             # The window is cut to the batch's longest clip, so each clip is decoded with the clips of its own window
             # length: its transcript does not depend on its batch mates (the server batches only such engines).
-            counts = audio_frame_counts(engine.features(batch)[0])
             groups: dict[int, list[int]] = {}
-            for index, count in enumerate(counts):
-                groups.setdefault(plugin.encoded_frames(count, window_frames), []).append(index)
+            for index, clip in enumerate(batch):
+                groups.setdefault(plugin.encoded_frames(engine.feature_frames(clip), window_frames), []).append(index)
             transcripts: list = [None] * len(batch)
             for indices in groups.values():
                 for index, transcript in zip(indices, decode([batch[i] for i in indices], options), strict=True):

@@ -2,12 +2,12 @@
 
 Every decode in the server goes through here: a single dedicated thread loads the engine, warms it up, then takes
 the next queued chunk (realtime before SSE streams before plain HTTP, each class within its weighted share so none
-starves: serving/admission.py), adds queued chunks with the same decode options up to ``max_batch_size`` (beam
-search on a GPU only, unless ``batch_beam_search`` says otherwise: on a CPU a batch decoded slower than its clips)
+starves: serving/admission.py), adds queued chunks with the same decode options up to ``max_batch_size``
 (waiting at most ``max_batch_wait_ms`` for the batch to fill), decodes them in one ``engine.transcribe`` call
-and resolves each chunk's asyncio future on its own event loop. There is no lock or semaphore around the model for
-requests to contend on, and no per-request ``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for
-the next batch.
+and resolves each chunk's asyncio future on its own event loop. Beam-search chunks are batched on a GPU only unless
+``batch_beam_search`` says otherwise: on a CPU a batch of them decoded slower than its chunks one at a time. There
+is no lock or semaphore around the model for requests to contend on, and no per-request
+``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for the next batch.
 
 Admission: a stream or plain HTTP request whose last chunk would be decoded later than ``max_wait_s`` from now is
 refused with 429 and a Retry-After from that same estimate, instead of waiting minutes in the queue. The estimate is
@@ -177,7 +177,6 @@ class InferenceScheduler:
                 reason = f"the expected wait ({wait.expected_s:.0f} s) exceeds this server's {wait.max_wait_s:g} s"
                 raise QueueFullError(wait.retry_after_s, reason)
             self._activate(int(priority))
-            self._submitted_at[int(priority)] = time.monotonic()
             group = next(self._seq) if priority == Priority.STREAM else None
             jobs = [
                 _Job(
@@ -221,7 +220,6 @@ class InferenceScheduler:
             if self.load_error is not None:
                 raise NotReadyError(self.load_error)
             self._activate(int(priority))
-            self._submitted_at[int(priority)] = time.monotonic()
             heapq.heappush(self._queue, job)
             self.metrics.queue_depth.set(len(self._queue))
             self._wakeup.notify()
@@ -263,8 +261,10 @@ class InferenceScheduler:
         return self._running_audio_s > 0 or any(not job.future.done() for job in self._queue)
 
     def _activate(self, cls: int) -> None:
+        """Work of ``cls`` is being queued: its fair-share clock restarts if it had none, and it counts as active."""
         if not any(job.priority == cls for job in self._queue):
             self.fair.activate(cls)
+        self._submitted_at[cls] = time.monotonic()
 
     def _retry_after(self, extra: int) -> int:
         backlog = len(self._queue) + extra

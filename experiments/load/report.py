@@ -284,7 +284,7 @@ def _pace(speed: float) -> str:
 
 def _throughput(served: float, bare: float | None) -> str:
     """The server's audio s/s, and its ratio to the bare engine's one-stream speed (overhead phase, same policy)."""
-    return f"{served:g}" if not bare else f"{served:g} ({served / bare:.2f}×)"
+    return f"{served:g}" if not bare else f"{served:g} ({md.ratio(served / bare)})"
 
 
 def _pair(latency: Mapping[str, Any] | None, first: bool = False, admitted: bool = False) -> str:
