@@ -14,7 +14,9 @@ batch element is quantized with its own scale, exactly as it is alone: a batched
 token for token, and the server may batch on CPU in exact mode. Per-token scales (torchao's) would do too, but its
 eager CPU int8 is the slow path above, and ``torch._int_mm`` with per-row scales measured several times slower than
 fbgemm here for the encoder's 1500-row matmuls; a per-sample loop keeps fbgemm's kernels and calls them once per
-element, which for a decoder step (one row per element) is what a lone decode costs anyway.
+element, which for a decoder step (one row per element) is what a lone decode costs anyway. Under beam search a
+sample is one clip with its beams (``generate`` lays out a clip's beams as consecutive rows): they share a scale and
+go through one call, so a beam-5 step costs one call per Linear, not five (the lm_head's 20-MB int8 matrix read once).
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class Int8Dynamic(Plugin):
         )
         if backend == "fbgemm" and not self.per_sample:
             engine.batch_variance = "int8_dynamic (fbgemm) quantizes activations with one scale per batch"
+        if backend == "fbgemm" and self.per_sample:
+            quantize = functools.partial(quantize, rows_per_sample=_record_beams(engine.model))
         if "encoder" in self.targets:
             quantize(engine.encoder_module())
         if "decoder" in self.targets:
@@ -89,7 +93,9 @@ class Int8Dynamic(Plugin):
         return engine
 
 
-def _quantize_fbgemm(module: torch.nn.Module, per_channel: bool, per_sample: bool = False) -> torch.nn.Module:
+def _quantize_fbgemm(
+    module: torch.nn.Module, per_channel: bool, per_sample: bool = False, rows_per_sample: list[int] | None = None
+) -> torch.nn.Module:
     with warnings.catch_warnings():
         # torch marks torch.ao.quantization deprecated in favour of torchao, whose CPU path is the slow one here.
         warnings.simplefilter("ignore")
@@ -102,15 +108,36 @@ def _quantize_fbgemm(module: torch.nn.Module, per_channel: bool, per_sample: boo
     if per_sample:
         for layer in [module, *module.modules()]:
             if isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
-                layer.forward = functools.partial(_per_sample, layer.forward)
+                layer.forward = functools.partial(_per_sample, layer.forward, rows_per_sample or [1, 1])
     return module
 
 
-def _per_sample(forward, x: torch.Tensor) -> torch.Tensor:
-    """``forward`` on each batch element alone (its own activation scale); inputs of rank 2 are one sample."""
+def _per_sample(forward, beams: list[int], x: torch.Tensor) -> torch.Tensor:
+    """``forward`` on each sample alone (its own activation scale); inputs of rank 2 are one sample.
+
+    ``beams`` is [clips, rows per clip] of the ``generate`` call in progress: a tensor of exactly clips x rows rows
+    is a decoder step's (or prefill's) beams, one sample per clip; any other tensor has one sample per row.
+    """
     if x.dim() < 3 or x.shape[0] == 1:
         return forward(x)
-    return torch.cat([forward(x[i : i + 1]) for i in range(x.shape[0])])
+    clips, rows = beams
+    step = rows if rows > 1 and x.shape[0] == clips * rows else 1
+    if step == x.shape[0]:
+        return forward(x)
+    return torch.cat([forward(x[i : i + step]) for i in range(0, x.shape[0], step)])
+
+
+def _record_beams(model: torch.nn.Module) -> list[int]:
+    """[clips, rows per clip] of the ``generate`` call in progress, read where ``generate`` repeats its inputs."""
+    beams = [1, 1]
+    expand = model._expand_inputs_for_generation
+
+    def recording(expand_size: int = 1, input_ids: torch.Tensor | None = None, **kwargs):
+        beams[:] = [input_ids.shape[0] if input_ids is not None else 1, max(1, expand_size)]
+        return expand(expand_size=expand_size, input_ids=input_ids, **kwargs)
+
+    model._expand_inputs_for_generation = recording
+    return beams
 
 
 def _quantize_torchao(module: torch.nn.Module) -> torch.nn.Module:
