@@ -13,11 +13,13 @@ from pathlib import Path
 import yaml
 
 from asrforge.experiments import markdown as md
+from asrforge.experiments.bench import head_to_head
 from asrforge.experiments.bench.gpu_summary import gpu_runs, write_summary
 from asrforge.experiments.bench.parts import difference_to, has_split, part_rate
 from asrforge.experiments.bench.plots import plot_run
 from asrforge.experiments.bench.rating import RatedRecord, rate, runs
 from asrforge.experiments.bench.records import RESULTS, BenchRecord, read_records
+from asrforge.experiments.jsonl import read_jsonl
 
 BUSY_HOST = 0.1  # foreign CPU share above which a row's latency is flagged as disturbed
 README = "README.md"
@@ -201,7 +203,11 @@ def write_report(device_dir: str | os.PathLike) -> list[Path]:
     winners = yaml.safe_load(winner_file.read_text()) if winner_file.is_file() else None
     winner = (winners or {}).get(device_dir.name)
     readme = device_dir / README
-    readme.write_text(render_markdown(records, winner), encoding="utf-8")
+    markdown = render_markdown(records, winner)
+    duels = read_jsonl(device_dir / head_to_head.HEAD_TO_HEAD, missing_ok=True)
+    if duels:
+        markdown += "\n".join(head_to_head.render(duels)) + "\n"
+    readme.write_text(markdown, encoding="utf-8")
     written = [readme]
     seen: set[str] = set()
     for dataset, _, items in runs(rate(records)):

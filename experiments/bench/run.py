@@ -4,7 +4,8 @@ then write ``<report.dir>/<device>/results.jsonl``, its README and plots, and ``
 Every row decodes with one decoding policy (the ``decode`` config group: ``fallback`` = faster-whisper's default,
 ``beam5``, ``greedy``), the peer row included, so every speed ratio compares like with like. The winner is picked
 at that policy on the dataset's tuning part (experiments/bench/winner.py); then the peer, the baseline and the winner
-are run again at each of ``bench.compare_policies``, rows named ``<row>@<policy>``.
+are run again at each of ``bench.compare_policies``, rows named ``<row>@<policy>``. On a CPU the winner and the peer
+then meet head to head, call by call at 1 thread and at the quota (``bench.head_to_head``, head_to_head.py).
 
 A Hydra app over the packaged configs (``conf/bench.yaml``), so overrides, ``--multirun`` sweeps and launchers work::
 
@@ -35,9 +36,12 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from asrforge.audio import load_audio
 from asrforge.combination import Combination
 from asrforge.config import CONFIG_MODULE, decode_policy, group_options, load_option
+from asrforge.cpu import cpu_quota
 from asrforge.devices import device_key
+from asrforge.experiments.bench import head_to_head
 from asrforge.experiments.bench import matrix as matrix_rows
 from asrforge.experiments.bench.clips import register_clip_resolver
 from asrforge.experiments.bench.records import RESULTS, BenchRecord, merge_records, read_records, write_records
@@ -46,6 +50,7 @@ from asrforge.experiments.bench.run_row import RowSpec, run_in_subprocess
 from asrforge.experiments.bench.winner import select_winner, update_winner
 from asrforge.experiments.datasets import Dataset, load_manifest, register_resolvers
 from asrforge.experiments.device import device_info, versions
+from asrforge.experiments.jsonl import append_jsonl
 from asrforge.optimizations import Target, combination_refusal, make_plugins
 from asrforge.paths import REPO_ROOT
 from asrforge.winner import GPU_FALLBACK, WINNER_FILE
@@ -141,6 +146,8 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
                     renamed = matrix_rows.Row(f"{row.name}@{name}", row.plugins, row.engine, row.reference)
                     records.append(_run_row(ctx, renamed, progress, files_task, (name, decode)))
                     progress.advance(rows_task)
+    if records and ctx.target.device_type == "cpu":
+        _head_to_head(ctx, key, rows, records, console)
     _write_outputs(ctx, key, records, console)
     if not any(record.measured for record in records):
         raise RuntimeError("no row of the matrix produced a measurement; see the errors in the report")
@@ -164,6 +171,40 @@ def _rows_to_compare(
     if winner is not None and winner.row not in known:  # auto-best
         known[winner.row] = matrix_rows.Row(winner.row, tuple(winner.combination.get("requested_plugins") or ()))
     return [known[name] for name in known if name in names]
+
+
+def _head_to_head(
+    ctx: RunContext, key: str, rows: list[matrix_rows.Row], records: list[BenchRecord], console: Console
+) -> None:
+    """The winner against the peer row, call by call, at each of ``bench.head_to_head.threads``; appends records."""
+    settings = OmegaConf.to_container(ctx.cfg.bench.get("head_to_head") or {}, resolve=True)
+    winner = select_winner(records, ctx.cfg.bench.wer_tolerance_points)
+    peer = next((row for row in rows if row.reference and row.engine), None)
+    if not settings.get("threads") or winner is None or peer is None:
+        return
+    combination = winner.combination
+    subject = {"engine": combination["engine_config"], "plugins": combination["plugins"]}
+    subject["settings"] = combination.get("settings") or {}
+    audio = [load_audio(utterance.audio) for utterance in ctx.dataset.utterances]
+    for threads in settings["threads"]:
+        count = cpu_quota() if threads == "quota" else int(threads)
+        console.print(f"head to head at {count} thread(s): {winner.row} vs {peer.name}, {len(audio)} files a trial")
+        body = head_to_head.measure(
+            subject,
+            peer.engine,
+            audio,
+            ctx.decode,
+            count,
+            settings,
+            lambda trial, ratio: console.print(f"  trial {trial}: winner/peer {ratio:.3f}"),
+        )
+        record = {**ctx.common, "policy": ctx.policy, "winner": winner.row, "peer": peer.name, **body}
+        append_jsonl(Path(ctx.cfg.report.dir) / key / head_to_head.HEAD_TO_HEAD, [record])
+        value = body["ratio"]
+        console.print(
+            f"  {count} thread(s): winner/peer {value['value']:.3f} [{value['low']:.3f}, {value['high']:.3f}] "
+            f"over {body['trials']} trials; p50 {body['p50_ms']['winner']:.0f} vs {body['p50_ms']['peer']:.0f} ms"
+        )
 
 
 def _run_row(

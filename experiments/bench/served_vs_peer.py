@@ -14,7 +14,7 @@ from asrforge.audio import load_audio
 from asrforge.config import decode_policy, tuning_files
 from asrforge.engines.base import DecodeOptions
 from asrforge.engines.faster_whisper import FasterWhisperConfig, FasterWhisperEngine
-from asrforge.experiments.bootstrap import corpus_rate, paired_difference
+from asrforge.experiments.bench.bootstrap import corpus_rate, paired_difference
 from asrforge.experiments.datasets import load_manifest
 from asrforge.experiments.scoring import file_counts
 from asrforge.paths import eval_data_dir

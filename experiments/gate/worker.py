@@ -82,7 +82,8 @@ def main() -> int:
         protocol.write(json.dumps({"error": f"{type(error).__name__}: {error}"}) + "\n")
         return 1
     protocol.write(json.dumps({"ready": {"load_s": load_s, "subjects": described}}) + "\n")
-    options = DecodeOptions()
+    # The gate decodes greedily (DecodeOptions() in every commit); the bench's head-to-head sends its policy.
+    options = DecodeOptions.from_mapping(spec["decode"]) if spec.get("decode") else DecodeOptions()
     for line in sys.stdin:
         request = json.loads(line)
         engine = engines[request["call"]]

@@ -3,6 +3,7 @@ own process, and every output the run promises (records, README, plots, config, 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,9 @@ def test_smoke_matrix_measures_refuses_reports_and_picks_a_winner(tmp_path, dev_
         "bench.warmup_calls=1",
         "decode=greedy",
         "bench.compare_policies=[beam5]",
+        "bench.head_to_head.threads=[1]",
+        "bench.head_to_head.min_trials=2",
+        "bench.head_to_head.max_trials=2",
     )
     (device_dir,) = [path for path in reports.iterdir() if path.is_dir()]
     records = {record.row: record for record in read_records(device_dir / "results.jsonl")}
@@ -75,6 +79,16 @@ def test_smoke_matrix_measures_refuses_reports_and_picks_a_winner(tmp_path, dev_
 
     winner = yaml.safe_load((reports / "winner.yaml").read_text())[device_dir.name]
     assert winner["row"] in {"baseline", "eval_mode"}
+    # Then the winner and the peer head to head at the run's policy, one record per thread count.
+    (duel,) = [json.loads(line) for line in (device_dir / "head_to_head.jsonl").read_text().splitlines()]
+    assert (duel["winner"], duel["peer"], duel["policy"], duel["threads"]) == (
+        winner["row"],
+        "faster-whisper-int8",
+        "greedy",
+        1,
+    )
+    assert duel["trials"] == 2 and duel["p50_ms"]["peer"] > 0 and duel["run_id"] == winner["run_id"]
+    assert "## Winner vs peer, head to head" in readme
     assert winner["engine"]["_target_"] == "asrforge.engines.whisper.WhisperConfig"
     assert winner["metrics"]["wer"] <= records["baseline"].wer + 0.3
 
