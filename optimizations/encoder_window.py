@@ -12,14 +12,14 @@ text again (seen: 3-s clips repeated to the token limit). So once a segment clos
 that were not trimmed are left alone. reports/cpu/shrink.md gives the WER it costs per clip length; a margin below
 the measured floor is refused.
 
-The forced end-of-text keeps the model's own log-probability for it; only the other tokens are masked. Under beam
-search a forced end that cost nothing (log-probability 0, as the processor first set it) let any beam closing a
-segment near the audio's end finish for free, so short hypotheses won and the bench's beam-5 rows read truncated and
-repeated transcripts; at the model's price a forced end competes with the beams that go on, and greedy decoding
-(whose pick is the one token left either way) is unchanged.
-
 A batch is decoded in groups of clips with the same encoded length, so a clip's transcript does not depend on its
-batch mates.
+batch mates. Only greedy decoding (``beam_size`` 1) is trimmed; a beam-search request gets the full window, so its
+transcript is the unoptimised one. Under beam search the forced end-of-text is a free end (log-probability 0) for
+any beam that closes a segment near the audio's end, so shorter hypotheses win, and a trimmed window let beams
+repeat a phrase: the bench's fallback rows (beam 5) read truncated and repeated transcripts where the greedy rows
+read the baseline's (reports/cpu/README.md, ``encoder_window`` at ``fallback`` and at ``greedy``). Forcing the end
+at the model's own score instead was tried and measured worse (commit 7dacbf8): beams that went on repeated phrases,
+and at greedy the timestamp rule had often masked end-of-text already, leaving the forced row all -inf.
 
 Where the audio ends is read from the features: the engine pads a window with exact zeros in the feature domain, and a
 log-mel frame of real audio is never all zeros (Whisper's log-mel of digital silence is -1.5, see
@@ -87,18 +87,20 @@ class EncoderWindow(Plugin):
         window_frames = encoder.config.max_source_positions * encoder.conv1.stride[0] * encoder.conv2.stride[0]
         plugin = self
         ends_s: list[float | None] = []  # per row of the window being decoded: where its audio ends (None: untrimmed)
+        greedy = [True]  # whether the decode in progress searches greedily (set per batch by ``decode`` below)
 
         def forward(self: nn.Module, input_features: torch.Tensor, attention_mask=None, **kwargs):
             rows = audio_frame_counts(input_features)
-            frames = plugin.encoded_frames(max(rows), window_frames)
+            frames = plugin.encoded_frames(max(rows), window_frames) if greedy[0] else input_features.shape[-1]
             ends_s[:] = [n / FRAMES_PER_S if frames < window_frames else None for n in rows]
             return trimmed_forward(self, input_features[..., :frames], **kwargs)
 
         encoder.forward = types.MethodType(forward, encoder)
         decode = engine.decode
 
-        def decode_by_window(batch, options):
-            if len(batch) < 2:
+        def decode_with_policy(batch, options):
+            greedy[0] = options.beam_size == 1
+            if not greedy[0] or len(batch) < 2:
                 return decode(batch, options)
             # The window is cut to the batch's longest clip, so each clip is decoded with the clips of its own window
             # length: its transcript does not depend on its batch mates (the server batches only such engines).
@@ -111,7 +113,7 @@ class EncoderWindow(Plugin):
                     transcripts[index] = transcript
             return transcripts
 
-        engine.decode = decode_by_window
+        engine.decode = decode_with_policy
         if self.stop_slack_s is not None:
             generation = engine.model.generation_config
             stop = StopAtAudioEnd(
@@ -128,8 +130,7 @@ class EncoderWindow(Plugin):
 
 
 class StopAtAudioEnd:
-    """Forces end-of-text after a segment closes within ``slack_s`` of the audio's end in a trimmed window, at the
-    model's own score for it (the module docstring says why not at no cost).
+    """Forces end-of-text after a segment closes within ``slack_s`` of the audio's end in a trimmed window.
 
     Whisper writes ``<|t0|> text <|t1|>`` per segment; a timestamp right after a text token closes one. Rows are the
     window's clips, each repeated per beam (generate's layout), so row r reads the end of clip r // beams.
@@ -148,9 +149,8 @@ class StopAtAudioEnd:
             end = self.ends_s[min(row // beams, len(self.ends_s) - 1)]
             closes = token >= self.timestamp_begin and previous < self.timestamp_begin
             if end is not None and closes and (token - self.timestamp_begin) * self.precision_s >= end - self.slack_s:
-                eos = scores[row, self.eos].clone()
                 scores[row] = -float("inf")
-                scores[row, self.eos] = eos
+                scores[row, self.eos] = 0.0
         return scores
 
 
