@@ -13,6 +13,7 @@ engine. A library scheduler (e.g. an asyncio priority queue) has no notion of sh
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -45,10 +46,42 @@ class DecodeSpeed:
         return None if not self.audio_per_s else audio_s / self.audio_per_s
 
 
+class WaitCalibration:
+    """How far the estimates fall short of the waits the admitted requests then had: a factor applied to new ones.
+
+    The share bound assumes a request's audio costs the measured mean speed; a chunk whose temperature fallback
+    re-decodes it several times, or a run of long chunks, costs more, and the requests behind it wait longer than
+    estimated (measured under the 64-client load: admitted waits far beyond ``max_wait_s``). The factor is the
+    ``quantile`` of actual / estimated wait over the last ``window`` admitted requests, so that most admitted requests
+    finish within ``max_wait_s`` whatever the estimate's bias; 1 until ``min_samples`` are in. Kept within
+    [``floor``, ``ceiling``]: estimates that run long (realtime counted both in the speed and in the share) let in
+    more, but never more than twice the model's figure.
+    """
+
+    def __init__(
+        self, window: int = 64, quantile: float = 0.9, min_samples: int = 8, floor: float = 0.5, ceiling: float = 20
+    ):
+        self._ratios: deque[float] = deque(maxlen=window)
+        self.quantile, self.min_samples, self.floor, self.ceiling = quantile, min_samples, floor, ceiling
+
+    def observe(self, estimated_s: float, actual_s: float) -> None:
+        # An estimate under a second is mostly the decode itself; the ratio of two tiny figures says nothing.
+        self._ratios.append(max(actual_s, 0.0) / max(estimated_s, 1.0))
+
+    @property
+    def factor(self) -> float:
+        if len(self._ratios) < self.min_samples:
+            return 1.0
+        ordered = sorted(self._ratios)
+        value = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
+        return min(self.ceiling, max(self.floor, value))
+
+
 @dataclass(frozen=True)
 class WaitEstimate:
-    expected_s: float  # from now until the request's last chunk is decoded, if it were admitted
+    expected_s: float  # from now until the request's last chunk is decoded, if it were admitted (calibrated)
     max_wait_s: float
+    model_s: float = 0.0  # the share bound before calibration: what WaitCalibration compares the actual wait with
 
     @property
     def admitted(self) -> bool:

@@ -278,7 +278,10 @@ class RealtimeSession:
         step = functools.partial(utterance.stream.feed, new)
         engine = self._engine
         if engine.stream_settings.partial_decoder is None:  # the served model itself: only its executor may run it
-            future = asyncio.ensure_future(self.scheduler.run(step, Priority.REALTIME))
+            # Until its first delta an utterance's steps go before the other sessions' later ones: under load the
+            # first partial, which tells the speaker they are heard, is what a queue of steps delays most.
+            rank = 1 if utterance.agreed else 0
+            future = asyncio.ensure_future(self.scheduler.run(step, Priority.REALTIME, rank))
         else:  # dual_model's small model, which the scheduler never touches: its own thread
             worker = _PARTIAL_WORKERS.get(engine)
             if worker is None:

@@ -14,7 +14,10 @@ refused with 429 and a Retry-After from that same estimate, instead of waiting m
 the audio ahead of it in its own class (plus the batch running) over the decode speed the executor measures times
 the engine share its class is guaranteed while the other classes with work (queued, or submitted within the last
 ``ACTIVE_S``: realtime sessions submit steps all the time) take theirs: under a stream of realtime work a plain
-HTTP request drains at its share, not at the engine's whole speed.
+HTTP request drains at its share, not at the engine's whole speed. That bound assumes every audio second costs the
+mean speed; it is scaled by how long admitted requests then really waited against it (``WaitCalibration``: the 90th
+percentile of actual / estimated over recent requests), since a chunk re-decoded by the temperature fallback costs
+several times the mean.
 
 A request that goes away (client disconnect, timeout) cancels its futures; the executor skips cancelled chunks
 still in the queue, so abandoned work costs nothing more than what is already running.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -40,7 +44,7 @@ from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.serving import timing
-from asrforge.serving.admission import DecodeSpeed, FairShare, WaitEstimate
+from asrforge.serving.admission import DecodeSpeed, FairShare, WaitCalibration, WaitEstimate
 from asrforge.serving.metrics import ServerMetrics
 from asrforge.serving.settings import SchedulerSettings
 from asrforge.transcript import Transcript
@@ -77,6 +81,7 @@ class _Job:
     future: asyncio.Future = field(compare=False)
     loop: asyncio.AbstractEventLoop = field(compare=False)
     group: int | None = field(default=None, compare=False)  # a streamed request: one of its chunks per batch
+    rank: int = field(default=0, compare=False)  # within its class, lower ranks go first (then submission order)
     call: Callable[[], object] | None = field(default=None, compare=False)  # other work on the model (run alone)
     # perf_counter() stamps for the request's Server-Timing parts (serving/timing.py), written by the executor
     submitted_at: float = field(default=0.0, compare=False)
@@ -112,6 +117,7 @@ class InferenceScheduler:
         self.load_error: str | None = None
         self.chunk_seconds_ema = 0.5  # engine seconds per chunk, for Retry-After before the speed is measured
         self.speed = DecodeSpeed()
+        self.calibration = WaitCalibration()
         self.fair = FairShare(self.settings.class_weights, len(Priority))
         self._submitted_at = [-math.inf] * len(Priority)  # monotonic time of each class's latest submission
         self._running_audio_s = 0.0  # audio of the batch being decoded
@@ -195,7 +201,15 @@ class InferenceScheduler:
                 heapq.heappush(self._queue, job)
             self.metrics.queue_depth.set(len(self._queue))
             self._wakeup.notify()
+        if wait is not None and jobs:
+            jobs[-1].future.add_done_callback(functools.partial(self._calibrate, wait.model_s, submitted_at))
         return jobs
+
+    def _calibrate(self, model_s: float, submitted_at: float, last: asyncio.Future) -> None:
+        """The request's last chunk is done: how long it really waited, against what the model estimated."""
+        if not last.cancelled() and last.exception() is None:
+            with self._wakeup:
+                self.calibration.observe(model_s, time.perf_counter() - submitted_at)
 
     async def transcribe(
         self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority
@@ -210,12 +224,15 @@ class InferenceScheduler:
         _record_parts(jobs)
         return transcripts
 
-    async def run(self, call: Callable[[], object], priority: Priority) -> object:
+    async def run(self, call: Callable[[], object], priority: Priority, rank: int = 0) -> object:
         """``call()`` on the executor thread, alone, in priority order with the decodes: for model work that is not
         a ``transcribe`` (a stream session's step), so that one thread still owns the model. Not counted against
-        ``max_queue``: its caller holds at most one in flight."""
+        ``max_queue``: its caller holds at most one in flight. Within its class, work of a lower ``rank`` goes
+        first (a stream step that a first partial waits on before one that only extends a partial)."""
         loop = asyncio.get_running_loop()
-        job = _Job(int(priority), next(self._seq), _NO_AUDIO, DecodeOptions(), loop.create_future(), loop, call=call)
+        job = _Job(
+            int(priority), next(self._seq), _NO_AUDIO, DecodeOptions(), loop.create_future(), loop, call=call, rank=rank
+        )
         with self._wakeup:
             if self.load_error is not None:
                 raise NotReadyError(self.load_error)
@@ -255,7 +272,8 @@ class InferenceScheduler:
         seconds = self.speed.seconds_for(own_s)
         if seconds is None:
             return None
-        return WaitEstimate(seconds / self.fair.share(cls, active), self.settings.max_wait_s)
+        bound = seconds / self.fair.share(cls, active)
+        return WaitEstimate(bound * self.calibration.factor, self.settings.max_wait_s, model_s=bound)
 
     def _busy(self) -> bool:
         return self._running_audio_s > 0 or any(not job.future.done() for job in self._queue)
@@ -340,10 +358,11 @@ class InferenceScheduler:
         return batch
 
     def _head(self) -> _Job:
-        """The first queued job of the class whose turn it is (serving/admission.py)."""
+        """The first queued job (lowest rank, then earliest) of the class whose turn it is (serving/admission.py)."""
         firsts: dict[int, _Job] = {}
         for job in self._queue:
-            if job.priority not in firsts or job.seq < firsts[job.priority].seq:
+            first = firsts.get(job.priority)
+            if first is None or (job.rank, job.seq) < (first.rank, first.seq):
                 firsts[job.priority] = job
         return firsts[self.fair.pick(list(firsts))]
 

@@ -233,6 +233,54 @@ def test_the_expected_wait_counts_the_share_left_to_plain_http_while_realtime_se
     assert stream == pytest.approx(alone * (6 + 2 + 1) / 2)  # plain HTTP submitted moments ago: it works too
 
 
+def test_a_step_a_first_partial_waits_on_goes_before_later_steps_of_its_class(tiny_engine, clips):
+    order: list[str] = []
+
+    async def scenario(scheduler):
+        busy = asyncio.create_task(scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH))
+        await asyncio.sleep(0.05)  # the executor is busy with it now
+        later = asyncio.create_task(scheduler.run(lambda: order.append("later step"), Priority.REALTIME, rank=1))
+        await asyncio.sleep(0)
+        first = asyncio.create_task(scheduler.run(lambda: order.append("first step"), Priority.REALTIME, rank=0))
+        await asyncio.gather(busy, later, first)
+
+    run_with(tiny_engine, SchedulerSettings(max_batch_size=1), scenario)
+    assert order == ["first step", "later step"]
+
+
+def test_wait_calibration_scales_estimates_by_how_long_admitted_requests_really_waited():
+    from asrforge.serving.admission import WaitCalibration
+
+    calibration = WaitCalibration(window=10, quantile=0.9, min_samples=4)
+    for _ in range(3):
+        calibration.observe(10.0, 30.0)
+    assert calibration.factor == 1.0  # too few requests seen
+    calibration.observe(10.0, 30.0)
+    assert calibration.factor == pytest.approx(3.0)
+    for _ in range(10):
+        calibration.observe(10.0, 500.0)
+    assert calibration.factor == calibration.ceiling
+    for _ in range(10):
+        calibration.observe(10.0, 0.1)
+    assert calibration.factor == calibration.floor
+
+
+def test_the_scheduler_learns_the_calibration_from_the_requests_it_admits(tiny_engine, clips):
+    async def scenario(scheduler):
+        await scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH)  # measures the decode speed
+        audio_s = clips[1].size / 16_000
+        plain = scheduler.expected_wait_s(audio_s, Priority.BATCH)
+        await scheduler.transcribe([clips[1]], DecodeOptions(), Priority.BATCH)
+        seen = len(scheduler.calibration._ratios)
+        for _ in range(8):  # requests that waited three times their estimate
+            scheduler.calibration.observe(10.0, 30.0)
+        return plain, seen, scheduler.expected_wait_s(audio_s, Priority.BATCH)
+
+    plain, seen, scaled = run_with(tiny_engine, SchedulerSettings(max_batch_size=1), scenario)
+    assert seen == 1  # the second request, against its estimate (the first came before any speed was measured)
+    assert scaled == pytest.approx(3 * plain, rel=0.3)  # the speed moved a little with the second decode
+
+
 @pytest.mark.parametrize(("batch_beam_search", "batches"), [(None, 3), (True, 1)])
 def test_beam_search_is_batched_on_a_gpu_only_unless_configured(tiny_engine, clips, batch_beam_search, batches):
     """On a CPU a beam-search batch decoded slower than its clips one at a time (conf/serving/default.yaml), so
