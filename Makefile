@@ -69,6 +69,12 @@ clean:
 streaming: $(STAMP)
 	$(BIN)/asrforge run streaming $(ARGS)
 
+# The whole command against faster-whisper's (imports, model load, every file), interleaved runs per file set;
+# writes reports/cpu/cli.{jsonl,md}. ARGS=... adds options, e.g. ARGS="--rounds 5 --sets test".
+.PHONY: cli-report
+cli-report: $(STAMP)
+	$(BIN)/asrforge run cli $(ARGS)
+
 # Speaker diarization on eval/long/dev_concat_once.wav: DER (pyannote.metrics, 0.25-s collar), speaker count, cost
 # against the plain decode; writes reports/cpu/diarization.{jsonl,md}. ARGS=... adds options, e.g. ARGS="--repeats 5".
 .PHONY: diarization-report

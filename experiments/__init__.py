@@ -1,5 +1,5 @@
 """The studies: one sub-package each (bench, load, gateway, streaming, subtitles, translation, shrink, diarization,
-gate), each with a ``run`` module whose ``main(argv)`` measures and writes records, and a ``report`` module whose
+cli, gate), each with a ``run`` module whose ``main(argv)`` measures and writes records, and a ``report`` module whose
 ``render_all(root)`` re-renders the committed reports under ``root`` from those records. ``asrforge run <study>``
 and ``asrforge report`` reach them through this table (``run_main``, ``report_main``: entry points the CLI finds);
 nothing here imports a study until it is asked for."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from asrforge.quiet import quiet_third_party
 
-STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "shrink", "diarization", "gate")
+STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "shrink", "diarization", "cli", "gate")
 # The gate's README is rendered by its evidence run (experiments/gate/evidence.py), from measurements it makes.
 _NO_REPORT = {"gate"}
 
