@@ -1,12 +1,17 @@
 """The bench's winner against the peer, call by call, at 1 thread and at the machine's quota (``bench.head_to_head``).
 
 The matrix times each row in its own pass over the files, one row after another, so two rows minutes apart can see a
-different machine. Here both engines are loaded once in one worker process (the gate's, ``experiments/gate``) with
-the thread count set for both (torch's pool, the peer's ``cpu_threads``), and every file is sent to both back to back
-in interleaved trials (which goes first alternates), at the run's decoding policy. A trial's figure is the geometric
-mean over files of winner seconds / peer seconds; trials are added until the 95 % t-interval of their mean lies
-within ``resolution`` (5 %) of it, so a 5 % difference is decided, or until ``max_trials`` or the time budget. The
-record also keeps each engine's p50 over every call, and their ratio, the figure the matrix reports.
+different machine. Here each engine is loaded once in a worker process of its own (the gate's, ``experiments/gate``;
+one process each, as a user runs them) with the thread count set (torch's pool, the peer's ``cpu_threads``), and
+every file is sent to both back to back in interleaved trials (which goes first alternates), at the run's decoding
+policy. On more than one thread a call waits ``SETTLE_S`` first: an OpenMP runtime keeps its threads spinning for a
+while after a parallel region (Intel's, which CTranslate2 bundles, 200 ms by default), and the other engine's call
+would share the cores with them (measured: our decode right after a peer call up to 1.5x its time alone).
+
+A trial's figure is the geometric mean over files of winner seconds / peer seconds; trials are added until the 95 %
+t-interval of their mean lies within ``resolution`` (5 %) of it, so a 5 % difference is decided, or until
+``max_trials`` or the time budget. The record also keeps each engine's p50 over every call, and their ratio, the
+figure the matrix reports.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from asrforge.experiments.gate.trials import Worker
 from asrforge.paths import REPO_ROOT
 
 WINNER, PEER = "winner", "peer"
+SETTLE_S = 0.3  # > KMP_BLOCKTIME's 200 ms default: the other engine's OpenMP threads have stopped spinning
 HEAD_TO_HEAD = "head_to_head.jsonl"
 
 
@@ -60,31 +66,32 @@ def measure(
     with tempfile.TemporaryDirectory() as folder:
         npz = Path(folder) / "audio.npz"
         np.savez(npz, *audio)
-        spec = {
-            "threads": threads,
-            "device": "cpu",
-            "audio": str(npz),
-            "decode": decode,
-            "subjects": {
-                WINNER: winner,
-                PEER: {"option": peer_option, "plugins": [], "overrides": {"cpu_threads": threads}},
-            },
+        subjects = {WINNER: winner, PEER: {"option": peer_option, "plugins": [], "overrides": {"cpu_threads": threads}}}
+        common = {"threads": threads, "device": "cpu", "audio": str(npz), "decode": decode}
+        workers = {
+            name: Worker(name, {**common, "subjects": {name: subject}}, cwd=REPO_ROOT)
+            for name, subject in subjects.items()
         }
-        worker = Worker("head", spec, cwd=REPO_ROOT)
+        settle = SETTLE_S if threads > 1 else 0.0
+
+        def call(name: str, index: int) -> float:
+            time.sleep(settle)
+            return workers[name].call(name, index)[0]
+
         try:
-            ready = worker.ready()
+            ready = {name: worker.ready() for name, worker in workers.items()}
             calls: dict[str, list[list[float]]] = {WINNER: [], PEER: []}
             log_ratios: list[float] = []
             for index in range(len(audio)):  # untimed: first calls pay one-off costs
-                worker.call(WINNER, index)
-                worker.call(PEER, index)
+                call(WINNER, index)
+                call(PEER, index)
             started = time.perf_counter()
             while len(log_ratios) < settings["max_trials"]:
                 trial = len(log_ratios)
                 seconds = {WINNER: [], PEER: []}
                 for index in range(len(audio)):
                     for name in (WINNER, PEER) if (trial + index) % 2 == 0 else (PEER, WINNER):
-                        seconds[name].append(worker.call(name, index)[0])
+                        seconds[name].append(call(name, index))
                 for name in calls:
                     calls[name].append(seconds[name])
                 log_ratios.append(
@@ -98,7 +105,8 @@ def measure(
                 ):
                     break
         finally:
-            worker.close()
+            for worker in workers.values():
+                worker.close()
     value, low, high = interval(log_ratios)
     p50 = {name: float(np.median([s for trial in calls[name] for s in trial]) * 1000) for name in calls}
     return {
@@ -111,8 +119,9 @@ def measure(
         "trial_ratios": [round(math.exp(d), 4) for d in log_ratios],
         "p50_ms": {name: round(value, 1) for name, value in p50.items()},
         "p50_ratio": round(p50[WINNER] / p50[PEER], 4),
-        "load_s": ready["load_s"],
-        "subjects": ready["subjects"],
+        "load_s": {name: ready[name]["load_s"][name] for name in ready},
+        "subjects": {name: ready[name]["subjects"][name] for name in ready},
+        "settle_s": settle,
     }
 
 
@@ -127,9 +136,10 @@ def render(records: Sequence[dict[str, Any]]) -> list[str]:
         "",
         f"## Winner vs peer, head to head: run `{run_id}`",
         "",
-        f"`{first['winner']}` against `{first['peer']}` at `{first['policy']}`, both loaded in one process, every one "
-        f"of the {first['files']} {first['dataset']['name']} files sent to both back to back (which goes first "
-        "alternates), trial after trial, at each thread count (`bench.head_to_head`, experiments/bench/head_to_head.py)"
+        f"`{first['winner']}` against `{first['peer']}` at `{first['policy']}`, each in a process of its own, every "
+        f"one of the {first['files']} {first['dataset']['name']} files sent to both back to back (which goes first "
+        "alternates; 0.3 s apart above 1 thread), trial after trial, at each thread count (`bench.head_to_head`, "
+        "experiments/bench/head_to_head.py)"
         f"; commit `{first['commit']}`. `winner/peer` is the mean over trials of each trial's geometric-mean ratio "
         "over files, with its 95 % t-interval; `decided` = that interval lies within "
         f"{md.percent(first['resolution'] * 100, 0)} of it. < 1: the winner is faster.",
