@@ -77,17 +77,35 @@ def test_encoder_window_gives_a_clip_in_a_batch_its_lone_transcript(clips):
     assert len(set(positions)) == len(clips)  # one window length per clip: JFK's 11 s and the 8-s utterance
 
 
-def test_encoder_window_leaves_beam_search_to_the_full_window(clips):
-    """A beam-search request is not trimmed: the encoder sees 30 s and the transcript is the unoptimised one."""
+def test_encoder_window_trims_beam_search_to_its_longer_margin_and_forces_no_end(clips):
+    """A beam-search request is trimmed to the clip plus ``beam_margin_s`` and ends by itself (no forced end, which
+    let short beams win); its transcript stays within the budget of the full window's."""
+    beam = DecodeOptions(beam_size=5)
+    full = load(["sdpa"])
+    expected = [full.transcribe([clip], beam)[0].text for clip in clips]
+    engine = load(["sdpa", "encoder_window"])
+    positions = []
+    engine.encoder_module().register_forward_hook(lambda m, a, out: positions.append(out.last_hidden_state.shape[1]))
+    texts = [engine.transcribe([clip], beam)[0].text for clip in clips]
+    beam_margin = round(EncoderWindow().beam_margin_s * 100) // 2
+    for clip, encoded in zip(clips, positions, strict=True):
+        audio_positions = len(clip) // 160 // 2
+        assert audio_positions + beam_margin <= encoded <= audio_positions + beam_margin + 50  # + one 1-s bucket
+    assert wer(expected, texts) <= WINDOW_WER_BUDGET, (texts, expected)
+    engine.transcribe(clips[:1])  # greedy: the 1-s margin
+    assert positions[-1] < positions[0]
+
+
+def test_encoder_window_without_a_beam_margin_leaves_beam_search_to_the_full_window(clips):
     beam = DecodeOptions(beam_size=5)
     expected = load(["sdpa"]).transcribe(clips[:1], beam)[0].text
-    engine = load(["sdpa", "encoder_window"])
+    settings = {"encoder_window": {"_target_": "asrforge.optimizations.encoder_window.EncoderWindow"}}
+    settings["encoder_window"]["beam_margin_s"] = None
+    engine = load(["sdpa", "encoder_window"], settings)
     positions = []
     engine.encoder_module().register_forward_hook(lambda m, a, out: positions.append(out.last_hidden_state.shape[1]))
     assert engine.transcribe(clips[:1], beam)[0].text == expected
     assert positions and set(positions) == {1500}
-    engine.transcribe(clips[:1])  # greedy again: trimmed
-    assert positions[-1] < 1500
 
 
 def test_encoder_window_matches_the_full_encoder_where_the_window_is_full(dev_dir):
@@ -115,6 +133,7 @@ def test_encoder_window_matches_the_full_encoder_where_the_window_is_full(dev_di
             "encoder_window: margin_s 0.2 is below 0.5 s, where trimming changed transcripts beyond the tolerance "
             "(reports/cpu/shrink.md)",
         ),
+        (["encoder_window"], {"beam_margin_s": 0.6}, "encoder_window: beam_margin_s 0.6 is below margin_s 1.0"),
         (["decoder_layers"], {"keep": []}, "decoder_layers: keep lists no layer"),
         (
             ["decoder_layers"],
