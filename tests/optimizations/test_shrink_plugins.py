@@ -77,17 +77,19 @@ def test_encoder_window_gives_a_clip_in_a_batch_its_lone_transcript(clips):
     assert len(set(positions)) == len(clips)  # one window length per clip: JFK's 11 s and the 8-s utterance
 
 
-def test_encoder_window_trims_beam_search_to_its_longer_margin_and_forces_no_end(clips):
-    """A beam-search request is trimmed to the clip plus ``beam_margin_s`` and ends by itself (no forced end, which
-    let short beams win); its transcript stays within the budget of the full window's."""
+def test_encoder_window_with_a_beam_margin_trims_beam_search_to_it_and_forces_no_end(clips):
+    """With ``beam_margin_s`` set, a beam-search request is trimmed to the clip plus that margin and ends by itself
+    (no forced end, which let short beams win); its transcript stays within the budget of the full window's."""
     beam = DecodeOptions(beam_size=5)
     full = load(["sdpa"])
     expected = [full.transcribe([clip], beam)[0].text for clip in clips]
-    engine = load(["sdpa", "encoder_window"])
+    settings = {"encoder_window": {"_target_": "asrforge.optimizations.encoder_window.EncoderWindow"}}
+    settings["encoder_window"]["beam_margin_s"] = 5.0
+    engine = load(["sdpa", "encoder_window"], settings)
     positions = []
     engine.encoder_module().register_forward_hook(lambda m, a, out: positions.append(out.last_hidden_state.shape[1]))
     texts = [engine.transcribe([clip], beam)[0].text for clip in clips]
-    beam_margin = round(EncoderWindow().beam_margin_s * 100) // 2
+    beam_margin = 5 * 100 // 2
     for clip, encoded in zip(clips, positions, strict=True):
         audio_positions = len(clip) // 160 // 2
         assert audio_positions + beam_margin <= encoded <= audio_positions + beam_margin + 50  # + one 1-s bucket
@@ -96,12 +98,10 @@ def test_encoder_window_trims_beam_search_to_its_longer_margin_and_forces_no_end
     assert positions[-1] < positions[0]
 
 
-def test_encoder_window_without_a_beam_margin_leaves_beam_search_to_the_full_window(clips):
+def test_encoder_window_by_default_leaves_beam_search_to_the_full_window(clips):
     beam = DecodeOptions(beam_size=5)
     expected = load(["sdpa"]).transcribe(clips[:1], beam)[0].text
-    settings = {"encoder_window": {"_target_": "asrforge.optimizations.encoder_window.EncoderWindow"}}
-    settings["encoder_window"]["beam_margin_s"] = None
-    engine = load(["sdpa", "encoder_window"], settings)
+    engine = load(["sdpa", "encoder_window"])
     positions = []
     engine.encoder_module().register_forward_hook(lambda m, a, out: positions.append(out.last_hidden_state.shape[1]))
     assert engine.transcribe(clips[:1], beam)[0].text == expected
