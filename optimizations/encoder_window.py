@@ -13,12 +13,12 @@ that were not trimmed are left alone. reports/cpu/shrink.md gives the WER it cos
 the measured floor is refused.
 
 A batch is decoded in groups of clips with the same encoded length, so a clip's transcript does not depend on its
-batch mates. Beam search keeps a longer margin (``beam_margin_s``, 5 s) and no end is forced: under beam search a
-forced end-of-text is a free end (log-probability 0) for any beam that closes a segment near the audio's end, so
+batch mates. With ``beam_margin_s`` set, beam search keeps that longer margin and no end is forced: under beam search
+a forced end-of-text is a free end (log-probability 0) for any beam that closes a segment near the audio's end, so
 shorter hypotheses won, and with 1 s of padding beams repeated phrases (the bench's fallback rows read truncated and
 repeated transcripts, commit 1b383bb); forcing it at the model's own score was measured worse still (commit 2b8fd7c:
-beams that went on repeated phrases). Five seconds of padding after the speech is enough for the model to end by
-itself, as in the full window: on the dev set's tuning part at faster-whisper's policy (13 files, 1 thread) the
+beams that went on repeated phrases). Five seconds of padding after the speech looked enough for the model to end
+by itself, as in the full window: on the dev set's tuning part at faster-whisper's policy (13 files, 1 thread) the
 beam-5 decodes took 6.0 s instead of 10.3 s, with no truncated or repeated transcript (8 of 13 differ from the full
 window's in punctuation or a spelling; WER 1.91 % against 1.53 %, one word); margins of 3 s (slower: more fallback
 re-decodes) and 10 s (2.29 %) were measured too. But the bench's test part (commit 7e4a008) showed what the

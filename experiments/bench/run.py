@@ -183,8 +183,11 @@ def _head_to_head(
     if not settings.get("threads") or winner is None or peer is None:
         return
     combination = winner.combination
-    subject = {"engine": combination["engine_config"], "plugins": combination["plugins"]}
-    subject["settings"] = combination.get("settings") or {}
+    subject = {
+        "engine": combination["engine_config"],
+        "plugins": combination["plugins"],
+        "settings": combination.get("settings") or {},
+    }
     audio = [load_audio(utterance.audio) for utterance in ctx.dataset.utterances]
     for threads in settings["threads"]:
         count = cpu_quota() if threads == "quota" else int(threads)
