@@ -35,6 +35,7 @@ from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
 from asrforge.engines.qwen3_asr_convert import hf_checkpoint
 from asrforge.engines.qwen3_asr_processor import build_processor, load_processor, token_ids_for_config
+from asrforge.engines.random_weights import cached_random_model
 from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.weights import RANDOM, random_id
 from asrforge.errors import UnsupportedOptionError
@@ -126,13 +127,14 @@ class Qwen3ASREngine(TorchEngine):
             architecture = config.preset_architecture()
             self.processor = build_processor(architecture["tokenizer_layout"])
             model_config = build_model_config(architecture)
-            # Built in float32 on the CPU, then moved: the same seed gives the same weights on every device. The
-            # forked generator leaves the caller's random state as it was.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed)
-                model = Qwen3ASRForConditionalGeneration._from_config(
+            # Built in float32 on the CPU, then moved: the same seed gives the same weights on every device.
+            model = cached_random_model(
+                config.weights_id(),
+                config.seed,
+                lambda: Qwen3ASRForConditionalGeneration._from_config(
                     model_config, attn_implementation=config.attn_implementation, dtype=torch.float32
-                )
+                ),
+            )
         else:
             checkpoint = hf_checkpoint(config.model)  # the original release layout is converted once, cached
             self.processor = load_processor(checkpoint)

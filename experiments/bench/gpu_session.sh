@@ -7,6 +7,7 @@
 #      fills .gpu/ (git-ignored) with the wheels a bare GPU image lacks (transformers >= 5.23 for Qwen3-ASR, hydra,
 #      av, ...) and a little real speech.
 #   2. Copy the repository, .gpu/ included, to the GPU host and run there:
+#        experiments/bench/gpu_session.sh tests      # the CUDA tests (they skip on a CPU)
 #        experiments/bench/gpu_session.sh run [BUDGET_S] [PHASE...]
 #      It installs those wheels into /tmp/site (torch stays the host's), runs the phases below in order while the
 #      budget lasts and renders reports/<gpu>/GPU.md. With ARCHIVE=/some/path.tgz set it also packs reports/<gpu>/
@@ -48,7 +49,17 @@ prepare() {
   sed 's/.*"audio": *"\([^"]*\)".*/\1/' "$KIT/eval/dev/manifest.jsonl" | while read -r file; do
     cp "$eval_dir/dev/$file" "$KIT/eval/dev/"
   done
+  # The CUDA tests' clips (tests/optimizations/test_gpu_plugins.py).
+  for file in librispeech_1988-24833-0000.wav librispeech_1988-24833-0001.wav ljspeech_LJ001-0013.wav; do
+    cp "$eval_dir/dev/$file" "$KIT/eval/dev/"
+  done
   du -sh "$KIT"
+}
+
+# The tests that skip without CUDA (the GPU plugins against the unoptimised path), inside TIMEOUT_S (default 120).
+gpu_tests() {
+  setup
+  timeout "${TIMEOUT_S:-120}" "$PY" -m pytest -q -p no:cacheprovider -o addopts="-ra" tests/optimizations/test_gpu_plugins.py
 }
 
 setup() {
@@ -88,5 +99,6 @@ run() {
 case "${1:-}" in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) echo "usage: $0 prepare | run [BUDGET_S] [PHASE...]"; exit 2 ;;
+  tests) gpu_tests ;;
+  *) echo "usage: $0 prepare | tests | run [BUDGET_S] [PHASE...]"; exit 2 ;;
 esac

@@ -122,6 +122,7 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
         files_task = progress.add_task("files", total=len(dataset) * cfg.bench.passes)
         for row in rows:
             records.append(_run_row(ctx, row, progress, files_task))
+            _keep(ctx, key, records[-1])
             progress.advance(rows_task)
         if auto_combine:
             best = matrix_rows.auto_best(
@@ -136,6 +137,7 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
                 progress.update(rows_task, total=len(rows))
             else:
                 records.append(_run_row(ctx, best, progress, files_task))
+                _keep(ctx, key, records[-1])
                 progress.advance(rows_task)
         if compare:
             again = _rows_to_compare(rows, records, cfg.bench.wer_tolerance_points)
@@ -145,6 +147,7 @@ def run_bench(cfg: DictConfig, engine_option: str | None = None, console: Consol
                 for row in again:
                     renamed = matrix_rows.Row(f"{row.name}@{name}", row.plugins, row.engine, row.reference)
                     records.append(_run_row(ctx, renamed, progress, files_task, (name, decode)))
+                    _keep(ctx, key, records[-1])
                     progress.advance(rows_task)
     if records and ctx.target.device_type == "cpu":
         _head_to_head(ctx, key, rows, records, console)
@@ -319,6 +322,14 @@ def _summary(record: BenchRecord) -> str:
         f"apply {record.apply_s:.2f} s, WER {wer}, row {overhead.get('wall', 0):.1f} s "
         f"(harness {overhead.get('startup', 0) + overhead.get('audio_decode', 0):.1f} s){busy}"
     )
+
+
+def _keep(ctx: RunContext, key: str, record: BenchRecord) -> None:
+    """Merge one finished row into the results file at once: a run stopped by a time limit keeps its measured rows
+    (the reports, plots and winner are written when the run ends)."""
+    results = Path(ctx.cfg.report.dir) / key / RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    write_records(results, merge_records(read_records(results), [record]))
 
 
 def _write_outputs(ctx: RunContext, key: str, records: list[BenchRecord], console: Console) -> None:
