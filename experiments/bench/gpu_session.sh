@@ -80,7 +80,7 @@ run() {
   setup
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   key=$("$PY" -c "from asrforge.devices import device_key; print(device_key('cuda'))") || exit 1
-  "$PY" -m asrforge.cli run bench transfer-overlap --out "reports/$key/transfer_overlap.json"
+  "$PY" -m asrforge.experiments.bench.run transfer-overlap --out "reports/$key/transfer_overlap.json"
   for phase in "${PHASES[@]}"; do
     IFS='|' read -r name need overrides <<<"$phase"
     if [[ -n "${wanted// /}" && "$wanted" != *" $name "* ]]; then continue; fi
@@ -88,7 +88,7 @@ run() {
     if ((left < need)); then echo "phase $name skipped: ${left} s left, needs ${need} s"; continue; fi
     echo "phase $name (${left} s left): $overrides"
     # shellcheck disable=SC2086  # the overrides are words
-    timeout --signal=TERM "$left" "$PY" -m asrforge.cli run bench +bench=gpu $overrides \
+    timeout --signal=TERM "$left" "$PY" -m asrforge.experiments.bench.run +bench=gpu $overrides \
       hydra.run.dir=/tmp/asrforge-outputs/$name || echo "phase $name did not finish (its rows are lost)"
   done
   "$PY" -c "from pathlib import Path; from asrforge.experiments.bench.gpu_summary import write_summary as w; w(Path('reports/$key'))"

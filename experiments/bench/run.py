@@ -396,3 +396,7 @@ def main(argv: Sequence[str]) -> int:
     sys.argv = ["asrforge run bench", *argv]
     _hydra_app()
     return 0
+
+
+if __name__ == "__main__":  # `python -m asrforge.experiments.bench.run ...`: where the package is not pip-installed
+    sys.exit(main(sys.argv[1:]))
