@@ -39,10 +39,7 @@ def default_winner_path() -> Path:
 
 def load_winner(device_key: str | None = None, path: str | os.PathLike | None = None) -> Combination | None:
     """The winning combination for ``device_key`` (default: this machine's default device), or None."""
-    key = device_key or default_device_key()
-    winners = read_winners(path or default_winner_path())
-    # A GPU without an entry of its own takes the `cuda` one (every GPU bench writes it: the last GPU's winner).
-    entry = winners.get(key) or (winners.get(GPU_FALLBACK) if key != "cpu" else None)
+    entry = _winner_entry(device_key, path)
     if not entry:
         return None
     return Combination(engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry["settings"]))
@@ -63,6 +60,12 @@ def resolve_combination(
     if engine is None and plugins is None:
         winner = load_winner(path=winner_file)
         if winner is not None:
+            if model is None and _measured_on_random_weights(winner_file):
+                log.warning(
+                    "RANDOM WEIGHTS: this device's benchmark winner (%s) was measured on random weights, which "
+                    "transcribe noise; pass the checkpoint to serve with its plugins (--model <path or hub id>)",
+                    winner.engine.get("model"),
+                )
             winner.engine = with_overrides(winner.engine, model=model, device=device)
             return winner, "benchmark winner"
         _warn_no_gpu_winner(winner_file)
@@ -72,6 +75,18 @@ def resolve_combination(
             engine=with_overrides(engine, model=model, device=device), plugins=list(plugins or ())
         ), source
     return Combination.named(engine or DEFAULT_ENGINE, list(plugins or ()), model=model, device=device), source
+
+
+def _winner_entry(device_key: str | None, path: str | os.PathLike | None) -> dict[str, Any] | None:
+    key = device_key or default_device_key()
+    winners = read_winners(path or default_winner_path())
+    # A GPU without an entry of its own takes the `cuda` one (every GPU bench writes it: the last GPU's winner).
+    return winners.get(key) or (winners.get(GPU_FALLBACK) if key != "cpu" else None)
+
+
+def _measured_on_random_weights(winner_file: str | os.PathLike | None) -> bool:
+    """Whether the entry ``load_winner`` took was measured on random weights (a GPU matrix without a checkpoint)."""
+    return bool((_winner_entry(None, winner_file) or {}).get("random_weights"))
 
 
 def _warn_no_gpu_winner(winner_file: str | os.PathLike | None) -> None:

@@ -42,3 +42,21 @@ def test_a_cpu_without_a_winner_starts_the_default_quietly(tmp_path, monkeypatch
     with caplog.at_level(logging.WARNING, logger="asrforge.winner"):
         combination, origin = resolve_combination(winner_file=str(tmp_path / "none.yaml"))
     assert origin == "embedded default" and not caplog.records
+
+
+def test_a_winner_measured_on_random_weights_warns_unless_a_checkpoint_is_given(
+    tmp_path, make_record, monkeypatch, caplog
+):
+    path = tmp_path / "winner.yaml"
+    measured = make_record("gpu-bf16", 320.0, random_weights=True, device="nvidia-h200", plugins=("cuda_graphs",))
+    update_winner(path, "nvidia-h200", measured)
+    monkeypatch.setattr(winner, "default_device_key", lambda: "nvidia-h200")
+    with caplog.at_level(logging.WARNING, logger="asrforge.winner"):
+        combination, origin = resolve_combination(winner_file=str(path))
+    assert origin == "benchmark winner" and combination.plugins == ["cuda_graphs"]
+    (warning,) = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert "RANDOM WEIGHTS" in warning and "--model" in warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="asrforge.winner"):
+        combination, _ = resolve_combination(winner_file=str(path), model="/models/qwen3-asr-1.7b")
+    assert combination.engine["model"] == "/models/qwen3-asr-1.7b" and not caplog.records
