@@ -42,6 +42,9 @@ class StreamSettings:
     causal_encoder: bool = False  # chunk-causal encoder with cached past blocks
     stable_chunks: int = 2  # a token is fixed when this many consecutive hypotheses agree on it
     max_window_s: float = 24.0  # commit the open window when it grows this long without a pause
+    # Whisper's full-context encoder: encode the window's audio plus this much padding (rounded up to whole seconds)
+    # instead of the padded 30 s. None: the full window, as Whisper was trained.
+    window_margin_s: float | None = None
     # dual_model: the small model's incremental decoder makes the partials; the engine's own model the finals.
     partial_decoder: Callable[[DecodeOptions], IncrementalDecoder] | None = field(default=None, compare=False)
 

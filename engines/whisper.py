@@ -273,3 +273,18 @@ class WhisperEngine(TorchEngine):
             text = decode([tokens[p] for p in group])
             result.append(Word(start=round(begin, 3), end=round(stop, 3), word=text))
         return tuple(result)
+
+
+def encode_frames(encoder: torch.nn.Module, input_features: torch.Tensor):
+    """``WhisperEncoder.forward`` for any even number of mel frames up to the window, not only 3000 (whisper.cpp's
+    ``audio_ctx``): the positional table is sliced to the encoded length. transformers' forward insists on exactly
+    3000 frames, so its few lines (convolutions, positions, layers, final norm) are written out; inference only (no
+    dropout or LayerDrop)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    hidden = torch.nn.functional.gelu(encoder.conv1(input_features))
+    hidden = torch.nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+    for layer in encoder.layers:
+        hidden = layer(hidden, None)
+    return BaseModelOutput(last_hidden_state=encoder.layer_norm(hidden))

@@ -12,8 +12,10 @@ full-context encoder every encoder state depends on all audio in the window. So 
   finished blocks never change. Then ``kv_reuse`` also keeps the decoder's cross-attention keys/values of
   finished blocks across chunks (they are projections of fixed states) and projects only the new ones.
 
-The full-context path pads the window to 30 s as Whisper was trained; the causal path encodes only the audio
-there is (no padding: padding frames would be "future" blocks), which is part of what it costs in WER.
+The full-context path pads the window to 30 s as Whisper was trained, or with ``window_margin_s`` (kv_reuse's
+default) to the audio plus that margin, as encoder_window trims offline decodes: a chunk's encoder cost then follows
+the window's length instead of always 30 s; the causal path encodes only the audio there is (no padding: padding
+frames would be "future" blocks), which is part of what it costs in WER.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from transformers import DynamicCache, EncoderDecoderCache
 
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.stream_session import IncrementalDecoder, StreamSettings
-from asrforge.engines.whisper import WhisperEngine
+from asrforge.engines.whisper import WhisperEngine, encode_frames
 
+FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 BLOCK_FRAMES = 100  # 1 s of mel frames: the causal encoder's block (50 encoder positions)
 TOKENS_PER_S = 7  # bound on a hypothesis's new tokens (speech is 3-4 Whisper tokens/s): stops repetition loops
 LOOP_TOKENS = 5  # a hypothesis stops where its last this many tokens repeat an earlier run (speech seldom repeats 5)
@@ -136,8 +139,11 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
             features, _ = engine.features([audio])
             features = engine.to_device(features, engine.torch_dtype)
             if self.encoder is None:
-                padded = F.pad(features, (0, engine.window_frames - features.shape[-1]))
-                states = engine.encoder_module()(padded).last_hidden_state
+                frames = self._encoded_frames(features.shape[-1])
+                padded = F.pad(features, (0, frames - features.shape[-1]))
+                encoder = engine.encoder_module()
+                states = encoder(padded) if frames == engine.window_frames else encode_frames(encoder, padded)
+                states = states.last_hidden_state
                 cache = self._new_cache()
             else:
                 states = self.encoder.encode(features)
@@ -147,6 +153,15 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
             bound = int(len(audio) / SAMPLE_RATE * TOKENS_PER_S) + 8
             room = engine.model.config.max_target_positions - len(self.prompt) - len(fixed) - 1
             return fixed + self._greedy(states, cache, fixed, min(max(bound - len(fixed), 2), room))
+
+    def _encoded_frames(self, audio_frames: int) -> int:
+        """The full window, or (``window_margin_s``) the audio plus the margin in whole seconds, within the window."""
+        window = self.engine.window_frames
+        margin_s = self.settings.window_margin_s
+        if margin_s is None:
+            return window
+        wanted = audio_frames + round(margin_s * FRAMES_PER_S)
+        return min(window, -(-wanted // FRAMES_PER_S) * FRAMES_PER_S)  # whole seconds: few shapes, warm caches
 
     def _new_cache(self) -> EncoderDecoderCache:
         return EncoderDecoderCache(DynamicCache(config=self._cache_config), DynamicCache(config=self._cache_config))

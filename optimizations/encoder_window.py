@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from asrforge.engines.base import TorchEngine
+from asrforge.engines.whisper import encode_frames
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
 FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
@@ -110,7 +111,7 @@ class EncoderWindow(Plugin):
             frames = input_features.shape[-1] if kept is None else plugin.encoded_frames(max(rows), window_frames, kept)
             trimmed = frames < window_frames and greedy[0]  # an end is forced for greedy decoding only
             ends_s[:] = [n / FRAMES_PER_S if trimmed else None for n in rows]
-            return trimmed_forward(self, input_features[..., :frames], **kwargs)
+            return encode_frames(self, input_features[..., :frames])
 
         encoder.forward = types.MethodType(forward, encoder)
         decode = engine.decode
@@ -178,15 +179,3 @@ def audio_frame_counts(features: torch.Tensor) -> list[int]:
     nonzero = features.ne(0).any(dim=1)  # (batch, frames)
     last = torch.where(nonzero, torch.arange(1, nonzero.shape[1] + 1, device=features.device), 0).amax(dim=1)
     return last.tolist()
-
-
-def trimmed_forward(encoder: nn.Module, input_features: torch.Tensor, **kwargs):
-    """``WhisperEncoder.forward`` for any even number of frames up to the window (inference: no dropout/LayerDrop)."""
-    from transformers.modeling_outputs import BaseModelOutput
-
-    hidden = nn.functional.gelu(encoder.conv1(input_features))
-    hidden = nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
-    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
-    for layer in encoder.layers:
-        hidden = layer(hidden, None)
-    return BaseModelOutput(last_hidden_state=encoder.layer_norm(hidden))

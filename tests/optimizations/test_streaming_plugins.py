@@ -43,7 +43,7 @@ def speech(dev_dir) -> np.ndarray:
 
 def test_kv_reuse_and_causal_encoder_make_stream_sessions_incremental(speech):
     engine = Combination.named("qwen3-asr-tiny", ["eval_mode", "kv_reuse", "causal_encoder"], device="cpu").load()
-    assert engine.stream_settings == StreamSettings(kv_reuse=True, causal_encoder=True)
+    assert engine.stream_settings == StreamSettings(kv_reuse=True, causal_encoder=True, window_margin_s=5.0)
     assert isinstance(engine.stream_session(), IncrementalSession)
     assert engine.transcribe([speech])[0].text  # offline transcription is untouched
 
@@ -66,3 +66,8 @@ def test_dual_model_partials_come_from_the_small_model_and_a_pause_commits_the_b
     partials_only = engine.stream_session(finals=False)  # the server's: it decodes each utterance's final itself
     hypothesis = partials_only.feed(speech).text
     assert partials_only.pause().committed == hypothesis
+
+
+def test_kv_reuse_refuses_a_window_margin_below_the_measured_floor():
+    assert KVReuse(window_margin_s=0.2).refusal(WHISPER).startswith("kv_reuse: window_margin_s 0.2 is below 0.5 s")
+    assert KVReuse(window_margin_s=None).refusal(WHISPER) is None
