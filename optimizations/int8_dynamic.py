@@ -128,15 +128,30 @@ def _per_sample(forward, beams: list[int], x: torch.Tensor) -> torch.Tensor:
 
 
 def _record_beams(model: torch.nn.Module) -> list[int]:
-    """[clips, rows per clip] of the ``generate`` call in progress, read where ``generate`` repeats its inputs."""
+    """[clips, rows per clip] of the ``generate`` call in progress, read where ``generate`` repeats its inputs.
+
+    The record lives for one ``generate`` call: it is [1, 1] (one sample per row) from the call's start, when the
+    encoder runs on the clips before any are repeated into beams, and after its end (a stream step calls the decoder
+    outside ``generate``). Left over from the previous call, a beam-5 decode's [1, 5] made the encoder of the next
+    batch of five clips quantise them with one shared scale (a realtime final read "Claflin" for "Klafflin" under
+    load)."""
     beams = [1, 1]
-    expand = model._expand_inputs_for_generation
+    expand, generate = model._expand_inputs_for_generation, model.generate
 
     def recording(expand_size: int = 1, input_ids: torch.Tensor | None = None, **kwargs):
         beams[:] = [input_ids.shape[0] if input_ids is not None else 1, max(1, expand_size)]
         return expand(expand_size=expand_size, input_ids=input_ids, **kwargs)
 
+    @functools.wraps(generate)
+    def generating(*args, **kwargs):
+        beams[:] = [1, 1]
+        try:
+            return generate(*args, **kwargs)
+        finally:
+            beams[:] = [1, 1]
+
     model._expand_inputs_for_generation = recording
+    model.generate = generating
     return beams
 
 

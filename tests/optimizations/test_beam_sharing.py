@@ -89,6 +89,27 @@ def test_int8_beams_of_a_clip_share_one_call_per_linear(clips, monkeypatch):
     assert [t.text for t in engine.transcribe(clips[:2], BEAM)][0] == alone
 
 
+def test_int8_beams_recorded_by_a_beam_search_do_not_outlive_it(clips, monkeypatch):
+    """After a beam-5 decode of one clip, a greedy batch of five rows (here the encoder's five clips) is five samples,
+    each with its own activation scale, not the previous call's five beams of one clip."""
+    engine = load(["int8_dynamic"])
+    engine.transcribe(clips[:1], BEAM)
+    batch = [clips[0], clips[1], clips[2], clips[1], clips[0]]
+    lone = [engine.transcribe([clip])[0].text for clip in batch]
+    engine.transcribe(clips[:1], BEAM)  # the record a stale state would carry: [1 clip, 5 rows]
+    shapes: list[int] = []
+    op = torch.ops.quantized.linear_dynamic
+
+    class Counting:
+        def __call__(self, x, *args, **kwargs):
+            shapes.append(x.shape[0])
+            return op(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_dynamic", Counting())
+    assert [t.text for t in engine.transcribe(batch)] == lone
+    assert max(shapes) == 1  # every Linear call holds one clip's rows: five rows never shared one scale
+
+
 @pytest.mark.parametrize(
     ("engine", "names", "reason"),
     [
