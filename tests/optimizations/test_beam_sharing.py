@@ -72,18 +72,23 @@ def test_beam_sharing_leaves_word_timestamps_to_the_per_beam_layout(clips):
     assert rows and set(rows) == {5}
 
 
+def int8_call_rows(monkeypatch) -> list[int]:
+    """Rows of every fbgemm dynamic-int8 Linear call from now on: one call per activation scale."""
+    rows: list[int] = []
+    op = torch.ops.quantized.linear_dynamic
+
+    def counting(x, *args, **kwargs):
+        rows.append(x.shape[0])
+        return op(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_dynamic", counting)
+    return rows
+
+
 def test_int8_beams_of_a_clip_share_one_call_per_linear(clips, monkeypatch):
     """int8_dynamic's per-sample scales: under beam search a clip's five beams are one sample, one fbgemm call."""
     engine = load(["int8_dynamic", "beam_sharing"])
-    shapes: list[int] = []
-    op = torch.ops.quantized.linear_dynamic
-
-    class Counting:
-        def __call__(self, x, *args, **kwargs):
-            shapes.append(x.shape[0])
-            return op(x, *args, **kwargs)
-
-    monkeypatch.setattr(torch.ops.quantized, "linear_dynamic", Counting())
+    shapes = int8_call_rows(monkeypatch)
     alone = engine.transcribe(clips[:1], BEAM)[0].text
     assert 5 in shapes and max(shapes) == 5  # decoder steps: the clip's 5 beam rows in one call
     assert [t.text for t in engine.transcribe(clips[:2], BEAM)][0] == alone
@@ -97,15 +102,7 @@ def test_int8_beams_recorded_by_a_beam_search_do_not_outlive_it(clips, monkeypat
     batch = [clips[0], clips[1], clips[2], clips[1], clips[0]]
     lone = [engine.transcribe([clip])[0].text for clip in batch]
     engine.transcribe(clips[:1], BEAM)  # the record a stale state would carry: [1 clip, 5 rows]
-    shapes: list[int] = []
-    op = torch.ops.quantized.linear_dynamic
-
-    class Counting:
-        def __call__(self, x, *args, **kwargs):
-            shapes.append(x.shape[0])
-            return op(x, *args, **kwargs)
-
-    monkeypatch.setattr(torch.ops.quantized, "linear_dynamic", Counting())
+    shapes = int8_call_rows(monkeypatch)
     assert [t.text for t in engine.transcribe(batch)] == lone
     assert max(shapes) == 1  # every Linear call holds one clip's rows: five rows never shared one scale
 
