@@ -9,6 +9,7 @@
 #   2. Copy the repository, .gpu/ included, to the GPU host and run there:
 #        experiments/bench/gpu_session.sh tests      # the CUDA tests (they skip on a CPU)
 #        experiments/bench/gpu_session.sh run [BUDGET_S] [PHASE...]
+#      (Where the host's copy of .git is older than its files, set ASRFORGE_COMMIT=<hash> so records name the code.)
 #      It installs those wheels into /tmp/site (torch stays the host's), runs the phases below in order while the
 #      budget lasts and renders reports/<gpu>/GPU.md. With ARCHIVE=/some/path.tgz set it also packs reports/<gpu>/
 #      (and reports/winner.yaml) into that file.

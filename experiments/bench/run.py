@@ -18,6 +18,7 @@ A Hydra app over the packaged configs (``conf/bench.yaml``), so overrides, ``--m
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import subprocess
 import sys
@@ -362,7 +363,11 @@ def _write_outputs(ctx: RunContext, key: str, records: list[BenchRecord], consol
 
 
 def git_commit() -> str | None:
-    """``git rev-parse HEAD`` of the checkout, with ``-dirty`` if code differs from it (reports/ aside)."""
+    """``git rev-parse HEAD`` of the checkout, with ``-dirty`` if code differs from it (reports/ aside); or
+    ``$ASRFORGE_COMMIT`` where it is set: a copy of the working tree sent to another host (the GPU session) can carry
+    git metadata older than its files."""
+    if os.environ.get("ASRFORGE_COMMIT"):
+        return os.environ["ASRFORGE_COMMIT"]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True

@@ -28,3 +28,13 @@ def test_a_new_run_replaces_the_same_rows_and_keeps_the_others(make_record):
         ("baseline", "dev", "whisper-tiny-en", "old"),  # batch size 4
         ("baseline", "dev", "whisper-tiny-en", "new"),
     ]
+
+
+def test_a_commit_named_by_the_environment_is_what_records_say(monkeypatch):
+    """A tree copied to a GPU host can carry older git metadata than its files: ASRFORGE_COMMIT names the code."""
+    from asrforge.experiments.bench.run import git_commit
+
+    monkeypatch.setenv("ASRFORGE_COMMIT", "8f0b785")
+    assert git_commit() == "8f0b785"
+    monkeypatch.delenv("ASRFORGE_COMMIT")
+    assert git_commit() != "8f0b785"
