@@ -271,6 +271,9 @@ class TorchEngine(BaseEngine):
         self._timer: StageTimer | None = None
         self._encoder_started = 0.0
         self._hook_handles: list[Any] = []
+        # Called between two decoding steps of every ``generate`` (a server's scheduler runs short model work there,
+        # such as a realtime stream step, instead of making it wait for the whole decode). None: nothing.
+        self.between_steps: Callable[[], None] | None = None
 
     @abstractmethod
     def encoder_module(self) -> torch.nn.Module:
@@ -328,13 +331,41 @@ class TorchEngine(BaseEngine):
             torch.manual_seed(SAMPLING_SEED)
             yield
 
+    def _with_step_hook(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with ``between_steps`` as one more stopping criterion (it never stops anything): transformers
+        calls every criterion once per decoding step, greedy, sampling and beam search alike."""
+        if self.between_steps is None:
+            return kwargs
+        from transformers import StoppingCriteriaList
+
+        criteria = StoppingCriteriaList(kwargs.get("stopping_criteria") or [])
+        criteria.append(_BetweenSteps(self.between_steps, self))
+        return {**kwargs, "stopping_criteria": criteria}
+
     def timed_generate(self, timer: StageTimer, **inputs: Any) -> torch.Tensor:
         """Run ``model.generate`` with this engine's ``generate_kwargs``; splits its time into encode and decode."""
         self._timer = timer
         try:
             with self.inference_context(), timer.stage("generate_s"), self._seeded(inputs.get("temperature")):
-                out = self.model.generate(**inputs, **self.generate_kwargs)
+                out = self.model.generate(**inputs, **self._with_step_hook(self.generate_kwargs))
         finally:
             self._timer = None
         timer.seconds["decode_s"] = timer.seconds.pop("generate_s") - timer.seconds.get("encode_s", 0.0)
         return out
+
+
+class _BetweenSteps:
+    """A stopping criterion that stops nothing: it runs ``hook`` between two decoding steps. The decode's stage timer
+    is put aside meanwhile, so work done there (which may run the encoder) is not booked to the decode."""
+
+    def __init__(self, hook: Callable[[], None], engine: TorchEngine):
+        self.hook = hook
+        self.engine = engine
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        timer, self.engine._timer = self.engine._timer, None
+        try:
+            self.hook()
+        finally:
+            self.engine._timer = timer
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

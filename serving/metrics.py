@@ -48,6 +48,9 @@ class ServerMetrics:
             registry=r,
         )
         self.rejected = Counter("asrforge_rejected_total", "Requests refused with 429 (queue full)", registry=r)
+        self.inline_steps = Counter(
+            "asrforge_inline_steps_total", "Realtime stream steps run between two decoding steps", registry=r
+        )
         self.realtime_sessions = Gauge("asrforge_realtime_sessions", "Open WebSocket sessions", registry=r)
 
 

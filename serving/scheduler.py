@@ -123,6 +123,8 @@ class InferenceScheduler:
         self._running_audio_s = 0.0  # audio of the batch being decoded
         self.max_batch_size = self.settings.max_batch_size  # 1 for a batch-variant engine in exact mode
         self.batch_beam_search = False  # set when the engine is loaded (SchedulerSettings.batch_beam_search)
+        self._running: tuple[int, float] | None = None  # (class, start) of the decode in progress
+        self._inline_s = 0.0  # engine time of stream steps run between its decoding steps
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,6 +140,8 @@ class InferenceScheduler:
             _resolve(job, error=NotReadyError("the server is shutting down"))
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.engine is not None and getattr(self.engine, "between_steps", None) == self._between_steps:
+            self.engine.between_steps = None  # the engine may outlive this scheduler (tests, a reload)
 
     @property
     def ready(self) -> bool:
@@ -300,6 +304,8 @@ class InferenceScheduler:
                 self.max_batch_size = 1
             if self._warmup:
                 self._warm_up()
+            if str(self.engine.device).startswith("cpu") and hasattr(self.engine, "between_steps"):
+                self.engine.between_steps = self._between_steps
         except Exception as error:  # the reason is served to every request and /ready instead of a dead thread
             log.exception("engine failed to load")
             self.load_error = f"the model failed to load: {error}"
@@ -398,6 +404,8 @@ class InferenceScheduler:
             self._call(batch[0])
             return
         started = time.perf_counter()
+        self._running = (batch[0].priority, started)
+        self._inline_s = 0.0
         try:
             transcripts = self.engine.transcribe([job.audio for job in batch], batch[0].options)
         except Exception as error:  # each caller gets the error; the executor keeps serving
@@ -406,7 +414,9 @@ class InferenceScheduler:
             for job in batch:
                 _resolve(job, error=error)
             return
-        elapsed = time.perf_counter() - started
+        finally:
+            self._running = None
+        elapsed = time.perf_counter() - started - self._inline_s  # the batch's own engine time
         audio_s = sum(job.audio.size for job in batch) / SAMPLE_RATE
         with self._wakeup:
             self._running_audio_s = 0.0
@@ -422,6 +432,37 @@ class InferenceScheduler:
         for job, transcript in zip(batch, transcripts, strict=True):
             job.engine_s = elapsed
             _resolve(job, result=transcript)
+
+    def _between_steps(self) -> None:
+        """Between two decoding steps of a running decode (TorchEngine.between_steps): run one queued realtime stream
+        step there if realtime's fair share allows, instead of letting it wait for the whole decode (a beam-5 decode
+        of a 30-s chunk takes seconds on a CPU; a stream step tens of milliseconds). Only ``call`` jobs qualify:
+        they use the model's modules with caches of their own and never enter ``generate``, so the decode in
+        progress is not disturbed. Installed on CPU engines only: a GPU's decodes are short and batched, and its
+        captured graphs and static caches must not see other work mid-decode."""
+        running = self._running
+        if running is None or running[0] == Priority.REALTIME:
+            return
+        cls, started = running
+        with self._wakeup:
+            steps = [job for job in self._queue if job.call is not None and job.priority == Priority.REALTIME]
+            steps = [job for job in steps if not job.future.done()]
+            if not steps:
+                return
+            # The running decode is charged when it ends; until then count what it has used so far, so realtime
+            # takes at most its share of the engine here too.
+            in_progress = (time.perf_counter() - started - self._inline_s) / self.fair.weights[cls]
+            if self.fair.virtual[Priority.REALTIME] > self.fair.virtual[cls] + in_progress:
+                return
+            job = min(steps, key=lambda j: (j.rank, j.seq))
+            self._queue.remove(job)
+            heapq.heapify(self._queue)
+            self.metrics.queue_depth.set(len(self._queue))
+            job.taken_at = time.perf_counter()
+        inline_started = time.perf_counter()
+        self._call(job)
+        self._inline_s += time.perf_counter() - inline_started
+        self.metrics.inline_steps.inc()
 
     def _call(self, job: _Job) -> None:
         started = time.perf_counter()

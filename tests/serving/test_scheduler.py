@@ -167,6 +167,28 @@ def test_other_model_work_runs_alone_on_the_executor_thread_in_priority_order(ti
     assert sorted(order) == ["batch-0", "batch-1", "batch-2", "realtime step"]
 
 
+def test_a_realtime_step_runs_between_the_decoding_steps_of_a_long_decode(tiny_engine, clips):
+    """A stream step does not wait for a whole beam-search decode of HTTP work: it runs between two of its decoding
+    steps, on the executor thread, and the decode's transcript is the one it has alone."""
+    long_clip = max(clips, key=len)
+    beam = DecodeOptions(beam_size=5)
+    alone = tiny_engine.transcribe([long_clip], beam)[0].text
+
+    async def scenario(scheduler):
+        decode = asyncio.create_task(scheduler.transcribe([long_clip], beam, Priority.BATCH))
+        await asyncio.sleep(0.3)  # the executor is inside that decode now
+        assert not decode.done()
+        await scheduler.run(lambda: None, Priority.REALTIME)
+        step_done_first = not decode.done()  # after the decode, its future would have been resolved first
+        (transcript,) = await decode
+        return step_done_first, transcript.text, scheduler.metrics.inline_steps._value.get()
+
+    step_first, text, inline = run_with(tiny_engine, SchedulerSettings(max_batch_size=1), scenario)
+    assert step_first and inline == 1
+    assert text == alone
+    assert tiny_engine.between_steps is None  # the stopped scheduler took its hook back
+
+
 def test_plain_http_work_completes_while_realtime_work_keeps_arriving(tiny_engine, clips):
     # Two realtime streams keep a step queued at every moment; with strict priority the HTTP request would wait for
     # the flood to end. Its guaranteed share (class_weights) lets it through while the flood goes on.
