@@ -168,24 +168,27 @@ def test_other_model_work_runs_alone_on_the_executor_thread_in_priority_order(ti
 
 
 def test_a_realtime_step_runs_between_the_decoding_steps_of_a_long_decode(tiny_engine, clips):
-    """A stream step does not wait for a whole beam-search decode of HTTP work: it runs between two of its decoding
-    steps, on the executor thread, and the decode's transcript is the one it has alone."""
+    """A stream step a first partial waits on does not wait for a whole beam-search decode of HTTP work: it runs
+    between two of its decoding steps, on the executor thread, and the decode's transcript is the one it has alone.
+    A step that only extends a partial (rank 1) waits for the decode: finals queued behind it must not wait more."""
     long_clip = max(clips, key=len)
     beam = DecodeOptions(beam_size=5)
     alone = tiny_engine.transcribe([long_clip], beam)[0].text
 
-    async def scenario(scheduler):
+    async def step_during_a_decode(scheduler, rank):
         decode = asyncio.create_task(scheduler.transcribe([long_clip], beam, Priority.BATCH))
         await asyncio.sleep(0.3)  # the executor is inside that decode now
         assert not decode.done()
-        await scheduler.run(lambda: None, Priority.REALTIME)
-        step_done_first = not decode.done()  # after the decode, its future would have been resolved first
+        await scheduler.run(lambda: None, Priority.REALTIME, rank)
         (transcript,) = await decode
-        return step_done_first, transcript.text, scheduler.metrics.inline_steps._value.get()
+        return transcript.text, scheduler.metrics.inline_steps._value.get()
 
-    step_first, text, inline = run_with(tiny_engine, SchedulerSettings(max_batch_size=1), scenario)
-    assert step_first and inline == 1
-    assert text == alone
+    async def scenario(scheduler):
+        return [await step_during_a_decode(scheduler, rank) for rank in (0, 1)]
+
+    (first_text, first_inline), (_, later_inline) = run_with(tiny_engine, SchedulerSettings(max_batch_size=1), scenario)
+    assert first_inline == 1 and first_text == alone  # ran inside the decode, which kept its transcript
+    assert later_inline == 1  # the rank-1 step was not
     assert tiny_engine.between_steps is None  # the stopped scheduler took its hook back
 
 
