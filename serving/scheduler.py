@@ -7,7 +7,8 @@ starves: serving/admission.py), adds queued chunks with the same decode options 
 and resolves each chunk's asyncio future on its own event loop. Beam-search chunks are batched on a GPU only unless
 ``batch_beam_search`` says otherwise: on a CPU a batch of them decoded slower than its chunks one at a time. There
 is no lock or semaphore around the model for requests to contend on, and no per-request
-``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for the next batch.
+``torch.cuda.empty_cache()``: the caching allocator keeps its blocks for the next batch. On a CPU, a realtime stream
+step that a first partial waits on runs between two decoding steps of the decode in progress (``_between_steps``).
 
 Admission: a stream or plain HTTP request whose last chunk would be decoded later than ``max_wait_s`` from now is
 refused with 429 and a Retry-After from that same estimate, instead of waiting minutes in the queue. The estimate is
