@@ -133,8 +133,8 @@ def _record_beams(model: torch.nn.Module) -> list[int]:
     The record lives for one ``generate`` call: it is [1, 1] (one sample per row) from the call's start, when the
     encoder runs on the clips before any are repeated into beams, and after its end (a stream step calls the decoder
     outside ``generate``). Left over from the previous call, a beam-5 decode's [1, 5] made the encoder of the next
-    batch of five clips quantise them with one shared scale (a realtime final read "Claflin" for "Klafflin" under
-    load)."""
+    batch of five clips quantise them with one shared scale, so batching could change a transcript (the likely cause
+    of a realtime final that read "Claflin" for its lone "Klafflin" under load)."""
     beams = [1, 1]
     expand, generate = model._expand_inputs_for_generation, model.generate
 
