@@ -16,6 +16,7 @@ derives from ``DecodeOptions`` (plugins are the benchmark's explicit, per-combin
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -273,6 +274,21 @@ class WhisperEngine(TorchEngine):
             text = decode([tokens[p] for p in group])
             result.append(Word(start=round(begin, 3), end=round(stop, 3), word=text))
         return tuple(result)
+
+
+FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
+
+
+def trimmed_frames(
+    audio_frames: int, margin_s: float, window_frames: int, bucket_s: float = 1.0, min_window_s: float = 0.0
+) -> int:
+    """Mel frames to encode for ``audio_frames`` of audio (``encode_frames``): plus ``margin_s``, at least
+    ``min_window_s``, rounded up to a multiple of ``bucket_s`` (few distinct shapes keep oneDNN's per-shape caches
+    warm), even (conv2 has stride 2), within the window."""
+    bucket = max(2, round(bucket_s * FRAMES_PER_S))
+    wanted = max(audio_frames + round(margin_s * FRAMES_PER_S), round(min_window_s * FRAMES_PER_S))
+    frames = math.ceil(wanted / bucket) * bucket
+    return min(window_frames, frames + frames % 2)
 
 
 def encode_frames(encoder: torch.nn.Module, input_features: torch.Tensor):

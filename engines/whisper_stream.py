@@ -29,9 +29,8 @@ from transformers import DynamicCache, EncoderDecoderCache
 
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.stream_session import IncrementalDecoder, StreamSettings
-from asrforge.engines.whisper import WhisperEngine, encode_frames
+from asrforge.engines.whisper import WhisperEngine, encode_frames, trimmed_frames
 
-FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 BLOCK_FRAMES = 100  # 1 s of mel frames: the causal encoder's block (50 encoder positions)
 TOKENS_PER_S = 7  # bound on a hypothesis's new tokens (speech is 3-4 Whisper tokens/s): stops repetition loops
 LOOP_TOKENS = 5  # a hypothesis stops where its last this many tokens repeat an earlier run (speech seldom repeats 5)
@@ -156,12 +155,9 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
 
     def _encoded_frames(self, audio_frames: int) -> int:
         """The full window, or (``window_margin_s``) the audio plus the margin in whole seconds, within the window."""
-        window = self.engine.window_frames
         margin_s = self.settings.window_margin_s
-        if margin_s is None:
-            return window
-        wanted = audio_frames + round(margin_s * FRAMES_PER_S)
-        return min(window, -(-wanted // FRAMES_PER_S) * FRAMES_PER_S)  # whole seconds: few shapes, warm caches
+        window = self.engine.window_frames
+        return window if margin_s is None else trimmed_frames(audio_frames, margin_s, window)
 
     def _new_cache(self) -> EncoderDecoderCache:
         return EncoderDecoderCache(DynamicCache(config=self._cache_config), DynamicCache(config=self._cache_config))

@@ -36,7 +36,6 @@ the same computation (convolutions, positions, layers, final norm) on the trimme
 
 from __future__ import annotations
 
-import math
 import types
 from dataclasses import dataclass
 
@@ -44,10 +43,9 @@ import torch
 from torch import nn
 
 from asrforge.engines.base import TorchEngine
-from asrforge.engines.whisper import encode_frames
+from asrforge.engines.whisper import FRAMES_PER_S, encode_frames, trimmed_frames
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
-FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 # Below this margin the decoder cut transcripts short on the dev clips (reports/cpu/shrink.md).
 MIN_MARGIN_S = 0.5
 
@@ -90,10 +88,7 @@ class EncoderWindow(Plugin):
         """Mel frames to encode for ``audio_frames`` of audio: plus the margin (``margin_s``, else the greedy one),
         bucketed, even, within the window."""
         margin_s = self.margin_s if margin_s is None else margin_s
-        bucket = max(2, round(self.bucket_s * FRAMES_PER_S))
-        wanted = max(audio_frames + round(margin_s * FRAMES_PER_S), round(self.min_window_s * FRAMES_PER_S))
-        frames = math.ceil(wanted / bucket) * bucket
-        return min(window_frames, frames + frames % 2)  # conv2 has stride 2
+        return trimmed_frames(audio_frames, margin_s, window_frames, self.bucket_s, self.min_window_s)
 
     def apply(self, engine: TorchEngine) -> TorchEngine:
         encoder = engine.encoder_module()
