@@ -39,10 +39,7 @@ def default_winner_path() -> Path:
 
 def load_winner(device_key: str | None = None, path: str | os.PathLike | None = None) -> Combination | None:
     """The winning combination for ``device_key`` (default: this machine's default device), or None."""
-    entry = _winner_entry(device_key, path)
-    if not entry:
-        return None
-    return Combination(engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry["settings"]))
+    return _combination(_winner_entry(device_key, path))
 
 
 def resolve_combination(
@@ -58,9 +55,10 @@ def resolve_combination(
     in every case (the winner's plugins still apply).
     """
     if engine is None and plugins is None:
-        winner = load_winner(path=winner_file)
+        entry = _winner_entry(None, winner_file)
+        winner = _combination(entry)
         if winner is not None:
-            if model is None and _measured_on_random_weights(winner_file):
+            if model is None and entry.get("random_weights"):
                 log.warning(
                     "RANDOM WEIGHTS: this device's benchmark winner (%s) was measured on random weights, which "
                     "transcribe noise; pass the checkpoint to serve with its plugins (--model <path or hub id>)",
@@ -84,9 +82,10 @@ def _winner_entry(device_key: str | None, path: str | os.PathLike | None) -> dic
     return winners.get(key) or (winners.get(GPU_FALLBACK) if key != "cpu" else None)
 
 
-def _measured_on_random_weights(winner_file: str | os.PathLike | None) -> bool:
-    """Whether the entry ``load_winner`` took was measured on random weights (a GPU matrix without a checkpoint)."""
-    return bool((_winner_entry(None, winner_file) or {}).get("random_weights"))
+def _combination(entry: Mapping[str, Any] | None) -> Combination | None:
+    if not entry:
+        return None
+    return Combination(engine=dict(entry["engine"]), plugins=list(entry["plugins"]), settings=dict(entry["settings"]))
 
 
 def _warn_no_gpu_winner(winner_file: str | os.PathLike | None) -> None:
