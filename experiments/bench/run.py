@@ -335,9 +335,8 @@ def _keep(ctx: RunContext, key: str, record: BenchRecord) -> None:
 
 def _write_outputs(ctx: RunContext, key: str, records: list[BenchRecord], console: Console) -> None:
     root = Path(ctx.cfg.report.dir)
-    device_dir = root / key
-    results = device_dir / RESULTS
-    write_records(results, merge_records(read_records(results), records))
+    device_dir = root / key  # results.jsonl already holds every row (_keep)
+    device_dir.mkdir(parents=True, exist_ok=True)
     run_id = ctx.common["run_id"]
     (device_dir / "config.yaml").write_text(
         f"# The composed config of run {run_id} (asrforge bench); rerun with the same values to reproduce it.\n"
