@@ -11,8 +11,8 @@ transcript of an utterance is one decode of all of it.
 Where the served engine can stream incrementally (Whisper, Qwen3-ASR: kv_reuse is switched on for realtime
 sessions whatever the served plugins, serving/stream_engine.py), partials come from the engine's stream session
 instead (``engine.stream_session()``, one per utterance): each partial feeds only the audio since the last one, and
-a delta carries the words the session has fixed, so its cost does not grow with the
-utterance. A step on the served model goes through the scheduler (``scheduler.run``, realtime priority), which
+a delta carries the text the session has fixed since the last one (even part of a word), so its cost does not grow
+with the utterance. A step on the served model goes through the scheduler (``scheduler.run``, realtime priority), which
 stays the model's one owner; with dual_model the steps drive the small model, which the scheduler never touches,
 on a thread of its own, so a partial does not wait behind the queue of finals. The final is still the scheduler's
 one decode of the whole utterance by the engine's own model, which with dual_model is the big one, replacing the
@@ -60,7 +60,8 @@ class ProtocolError(ValueError):
 class _Utterance:
     item_id: str
     start: int  # absolute sample index in the session's stream
-    agreed: list[str] = field(default_factory=list)  # words already sent as deltas
+    sent: str = ""  # the text of the deltas sent so far (their concatenation)
+    stepped: int = 0  # absolute sample index up to which the last partial heard the audio
     agreement: LocalAgreement[str] = field(default_factory=LocalAgreement)  # over the re-decoded partials' words
     partial_in_flight: bool = False
     step: asyncio.Future | None = None  # the stream step in flight, dropped if the utterance ends before it runs
@@ -132,7 +133,9 @@ class RealtimeSession:
         self._audio = AudioBuffer(int((settings.max_utterance_s + 2 * _KEEP_BEFORE_SPEECH_S) * SAMPLE_RATE))
         self._vad_position = 0  # absolute index up to which the VAD has seen the audio
         self._vad_offset = 0  # absolute index of the VAD's sample 0 (it restarts at 0 after a clear)
-        self._tick = int(settings.buffer_ms * SAMPLE_RATE / 1000)
+        self._tick = int(settings.vad_ms * SAMPLE_RATE / 1000)
+        self._partial_gap = int(settings.buffer_ms * SAMPLE_RATE / 1000)
+        self._first_gap = int(settings.first_buffer_ms * SAMPLE_RATE / 1000)
         self._utterance: _Utterance | None = None
         self._items = itertools.count(1)
         self._previous_item: str | None = None
@@ -149,7 +152,11 @@ class RealtimeSession:
                 "object": "realtime.transcription_session",
                 "input_audio_format": "pcm16",
                 "sample_rate": self.sample_rate,
-                "turn_detection": {"type": "server_vad", "buffer_ms": self.settings.buffer_ms},
+                "turn_detection": {
+                    "type": "server_vad",
+                    "vad_ms": self.settings.vad_ms,
+                    "buffer_ms": self.settings.buffer_ms,
+                },
                 "partials": self.settings.partials,
             },
         }
@@ -229,6 +236,7 @@ class RealtimeSession:
             self.settings.partials
             and not utterance.partial_in_flight
             and not final
+            and self._partial_due(utterance)
             and self._partial_affordable(utterance)
         ):
             self._partial(utterance)
@@ -270,6 +278,7 @@ class RealtimeSession:
 
     def _partial(self, utterance: _Utterance) -> None:
         utterance.partial_in_flight = True
+        utterance.stepped = self._audio.end
         if utterance.stream is None:
             future = self._decode(self._snapshot(utterance.start, self._audio.end))
             self._outbox.put_nowait(self._delta(utterance, future))
@@ -280,7 +289,7 @@ class RealtimeSession:
         if engine.stream_settings.partial_decoder is None:  # the served model itself: only its executor may run it
             # Until its first delta an utterance's steps go before the other sessions' later ones: under load the
             # first partial, which tells the speaker they are heard, is what a queue of steps delays most.
-            rank = 1 if utterance.agreed else 0
+            rank = 1 if utterance.sent else 0
             future = asyncio.ensure_future(self.scheduler.run(step, Priority.REALTIME, rank))
         else:  # dual_model's small model, which the scheduler never touches: its own thread
             worker = _PARTIAL_WORKERS.get(engine)
@@ -290,6 +299,13 @@ class RealtimeSession:
         self._futures = [f for f in self._futures if not f.done()] + [future]
         utterance.step = future
         self._outbox.put_nowait(self._stream_delta(utterance, future))
+
+    def _partial_due(self, utterance: _Utterance) -> bool:
+        # Until its first delta an utterance gets a partial at every VAD tick (one in flight at a time): the first
+        # words, which tell the speaker they are heard, need two agreeing hypotheses, and the sooner these come the
+        # sooner the first delta. After it, a partial per ``buffer_ms`` of new audio is enough for a live caption.
+        gap = self._partial_gap if utterance.sent else self._first_gap
+        return self._audio.end - utterance.stepped >= gap
 
     def _partial_affordable(self, utterance: _Utterance) -> bool:
         # A stream step costs the new audio only, so it runs under load too (realtime priority, within its share).
@@ -322,12 +338,14 @@ class RealtimeSession:
         utterance.partial_in_flight = False
         if utterance.finished or future.cancelled():
             return []
-        update = future.result()
-        # The session's fixed text never changes, but its last word may still grow (a word can span tokens, and the
-        # next chunk may continue it), so only words a space has closed are sent; `completed` has the rest.
-        stable = update.stable
-        words = stable[: stable.rfind(" ") + 1].split()
-        return _delta_event(utterance, words[len(utterance.agreed) :])
+        # The session's fixed text is never taken back, only extended, so a delta sends what it gained: as soon as
+        # a token is fixed, even one a later token may continue into a longer word (the next delta then starts
+        # without a space, as OpenAI's token deltas do). A byte-level token may end inside a character: what
+        # follows the last whole character waits for the next update.
+        stable = future.result().stable.rstrip("\ufffd")
+        if not stable.startswith(utterance.sent):
+            return []  # dual_model's final replaced a window's partial text: `completed` carries the new text
+        return _text_delta(utterance, stable[len(utterance.sent) :])
 
     async def _completed(self, utterance: _Utterance, future: asyncio.Future) -> list[Event]:
         transcript = await future
@@ -356,10 +374,13 @@ def error_event(message: str, code: str, type: str = "invalid_request_error") ->
 
 def _delta_event(utterance: _Utterance, new: list[str]) -> list[Event]:
     """The delta that sends ``new`` words after those already sent (none if there are none)."""
-    if not new:
+    return _text_delta(utterance, (" " if utterance.sent else "") + " ".join(new) if new else "")
+
+
+def _text_delta(utterance: _Utterance, delta: str) -> list[Event]:
+    """The delta event that appends ``delta`` to the text sent so far (none if it is empty)."""
+    if not delta:
         return []
-    text = " ".join(new)
-    delta = text if not utterance.agreed else " " + text
-    utterance.agreed += new
+    utterance.sent += delta
     return [{"type": "conversation.item.input_audio_transcription.delta", "item_id": utterance.item_id,
              "content_index": 0, "delta": delta}]  # fmt: skip

@@ -46,7 +46,9 @@ class ChunkingSettings:
 @dataclass(frozen=True)
 class RealtimeSettings:
     sample_rate: int = SAMPLE_RATE
-    buffer_ms: int = 450
+    vad_ms: int = 100  # audio gathered before the VAD runs again
+    buffer_ms: int = 450  # new audio between two partials once an utterance has sent its first delta
+    first_buffer_ms: int = 250  # the same until then
     max_utterance_s: float = 30
     partials: bool = True
     incremental: bool = True
