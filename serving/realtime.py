@@ -272,7 +272,9 @@ class RealtimeSession:
             stopped[-1]["client_event_id"] = client_event_id
         self._previous_item = item_id
         self._outbox.put_nowait(stopped)
-        future = self._decode(audio)
+        # A final goes after queued steps that first partials wait on (rank 0): a step costs tens of milliseconds,
+        # one per session at most is queued, and the speaker who just started talking waits for it.
+        future = self._decode(audio, rank=1)
         self._outbox.put_nowait(self._completed(utterance, future))
         self._audio.forget_before(sample)
 
@@ -321,8 +323,8 @@ class RealtimeSession:
         # A copy: the buffer shifts its contents when it forgets old audio, while the decode may still be queued.
         return self._audio.view(start, end).copy()
 
-    def _decode(self, audio: np.ndarray) -> asyncio.Future:
-        (future,) = self.scheduler.submit([audio], self.options, Priority.REALTIME)
+    def _decode(self, audio: np.ndarray, rank: int = 0) -> asyncio.Future:
+        (future,) = self.scheduler.submit([audio], self.options, Priority.REALTIME, rank)
         self._futures = [f for f in self._futures if not f.done()] + [future]
         return future
 

@@ -164,15 +164,20 @@ class InferenceScheduler:
         return self.engine
 
     # ---- submitting work -------------------------------------------------------------------------------------
-    def submit(self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority) -> list[asyncio.Future]:
-        """Queue ``chunks`` (all or none); one future per chunk, resolved with its ``Transcript``.
+    def submit(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority, rank: int = 0
+    ) -> list[asyncio.Future]:
+        """Queue ``chunks`` (all or none); one future per chunk, resolved with its ``Transcript``. Within its class,
+        work of a lower ``rank`` goes first.
 
         Chunks of a ``STREAM`` request never share a batch, so its results come out one by one, in order (its
         deltas are progressive); batches still fill with other requests' chunks.
         """
-        return [job.future for job in self._enqueue(chunks, options, priority)]
+        return [job.future for job in self._enqueue(chunks, options, priority, rank)]
 
-    def _enqueue(self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority) -> list[_Job]:
+    def _enqueue(
+        self, chunks: Sequence[np.ndarray], options: DecodeOptions, priority: Priority, rank: int = 0
+    ) -> list[_Job]:
         loop = asyncio.get_running_loop()
         submitted_at = time.perf_counter()
         audio_s = sum(chunk.size for chunk in chunks) / SAMPLE_RATE
@@ -198,6 +203,7 @@ class InferenceScheduler:
                     loop.create_future(),
                     loop,
                     group,
+                    rank=rank,
                     submitted_at=submitted_at,
                 )
                 for chunk in chunks
@@ -443,7 +449,7 @@ class InferenceScheduler:
         decodes are short and batched, and its captured graphs and static caches must not see other work
         mid-decode."""
         running = self._running
-        if running is None or running[0] == Priority.REALTIME:
+        if running is None:
             return
         cls, started = running
         with self._wakeup:
@@ -453,9 +459,10 @@ class InferenceScheduler:
             if not steps:
                 return
             # The running decode is charged when it ends; until then count what it has used so far, so realtime
-            # takes at most its share of the engine here too.
+            # takes at most its share of the engine here too. Within a realtime decode (a WebSocket final) there is
+            # no other class to be fair to: a first partial is what a speaker waits for most.
             in_progress = (time.perf_counter() - started - self._inline_s) / self.fair.weights[cls]
-            if self.fair.virtual[Priority.REALTIME] > self.fair.virtual[cls] + in_progress:
+            if cls != Priority.REALTIME and self.fair.virtual[Priority.REALTIME] > self.fair.virtual[cls] + in_progress:
                 return
             job = min(steps, key=lambda j: (j.rank, j.seq))
             self._queue.remove(job)

@@ -192,6 +192,28 @@ def test_a_realtime_step_runs_between_the_decoding_steps_of_a_long_decode(tiny_e
     assert tiny_engine.between_steps is None  # the stopped scheduler took its hook back
 
 
+def test_a_first_partials_step_runs_inside_a_realtime_final_and_before_queued_finals(tiny_engine, clips):
+    """A WebSocket final is realtime work too: a step a first partial waits on runs between its decoding steps (no
+    other class to be fair to), and goes before finals still queued (these are ranked 1)."""
+    long_clip = max(clips, key=len)
+    beam = DecodeOptions(beam_size=5)
+    order: list[str] = []
+
+    async def scenario(scheduler):
+        (running,) = scheduler.submit([long_clip], beam, Priority.REALTIME, rank=1)
+        running.add_done_callback(lambda _: order.append("running final"))
+        await asyncio.sleep(0.3)  # the executor is inside that decode now
+        assert not running.done()
+        (queued,) = scheduler.submit([clips[0]], beam, Priority.REALTIME, rank=1)
+        queued.add_done_callback(lambda _: order.append("queued final"))
+        await scheduler.run(lambda: order.append("first step"), Priority.REALTIME, 0)
+        await asyncio.gather(running, queued)
+        return scheduler.metrics.inline_steps._value.get()
+
+    assert run_with(tiny_engine, SchedulerSettings(max_batch_size=1), scenario) == 1
+    assert order == ["first step", "running final", "queued final"]
+
+
 def test_plain_http_work_completes_while_realtime_work_keeps_arriving(tiny_engine, clips):
     # Two realtime streams keep a step queued at every moment; with strict priority the HTTP request would wait for
     # the flood to end. Its guaranteed share (class_weights) lets it through while the flood goes on.
