@@ -371,7 +371,11 @@ class InferenceScheduler:
         return batch
 
     def _head(self) -> _Job:
-        """The first queued job (lowest rank, then earliest) of the class whose turn it is (serving/admission.py)."""
+        """The first queued job (lowest rank, then earliest) of the class whose turn it is (serving/admission.py);
+        a step that a first partial waits on goes first whatever the turn (``_between_steps`` says why)."""
+        steps = [job for job in self._queue if _first_partial_step(job)]
+        if steps:
+            return min(steps, key=lambda j: (j.rank, j.seq))
         firsts: dict[int, _Job] = {}
         for job in self._queue:
             first = firsts.get(job.priority)
@@ -442,27 +446,22 @@ class InferenceScheduler:
 
     def _between_steps(self) -> None:
         """Between two decoding steps of a running decode (TorchEngine.between_steps): run one queued realtime stream
-        step that an utterance's first partial waits on there, if realtime's fair share allows, instead of letting it
-        wait for the whole decode (a beam-5 decode of a 30-s chunk takes seconds on a CPU; a stream step tens of
-        milliseconds). Only ``call`` jobs qualify: they use the model's modules with caches of their own and never
-        enter ``generate``, so the decode in progress is not disturbed. Installed on CPU engines only: a GPU's
+        step that an utterance's first partial waits on there, instead of letting it wait for the whole decode (a
+        beam-5 decode of a 30-s chunk takes seconds on a CPU; a stream step tens of milliseconds). Such steps go
+        before any other work, fair shares aside: they are few (one per session in flight, a handful per utterance)
+        and short, while realtime finals (real-time streams can ask for more than the engine has) keep realtime at
+        its share, so that a first partial used to wait behind whole decodes of other classes. Only ``call`` jobs
+        qualify: they use the model's modules with caches of their own and never enter ``generate``, so the decode
+        in progress is not disturbed. Installed on CPU engines only: a GPU's
         decodes are short and batched, and its captured graphs and static caches must not see other work
         mid-decode."""
-        running = self._running
-        if running is None:
+        if self._running is None:
             return
-        cls, started = running
         with self._wakeup:
             # Only steps a first partial waits on (rank 0): when every step ran here, the decodes they interrupted
             # grew long enough to delay the realtime finals queued behind them (WS final p50 12.0 -> 18.8 s).
             steps = [job for job in self._queue if _first_partial_step(job) and not job.future.done()]
             if not steps:
-                return
-            # The running decode is charged when it ends; until then count what it has used so far, so realtime
-            # takes at most its share of the engine here too. Within a realtime decode (a WebSocket final) there is
-            # no other class to be fair to: a first partial is what a speaker waits for most.
-            in_progress = (time.perf_counter() - started - self._inline_s) / self.fair.weights[cls]
-            if cls != Priority.REALTIME and self.fair.virtual[Priority.REALTIME] > self.fair.virtual[cls] + in_progress:
                 return
             job = min(steps, key=lambda j: (j.rank, j.seq))
             self._queue.remove(job)
