@@ -53,6 +53,10 @@ from asrforge.transcript import Transcript
 log = logging.getLogger(__name__)
 
 ACTIVE_S = 5.0  # a class that submitted work this recently counts as taking its share (admission's estimate)
+# Engine seconds by which steps that first partials wait on may put realtime ahead of its fair share: enough for a
+# burst of first steps of several sessions, bounded so that a flood of them (sessions whose words never settle) cannot
+# starve the other classes.
+FIRST_PARTIAL_LEAD_S = 0.5
 
 
 class Priority(IntEnum):
@@ -372,9 +376,11 @@ class InferenceScheduler:
 
     def _head(self) -> _Job:
         """The first queued job (lowest rank, then earliest) of the class whose turn it is (serving/admission.py);
-        a step that a first partial waits on goes first whatever the turn (``_between_steps`` says why)."""
+        a step that a first partial waits on goes first whatever the turn, within ``FIRST_PARTIAL_LEAD_S``
+        (``_between_steps`` says why)."""
         steps = [job for job in self._queue if _first_partial_step(job)]
-        if steps:
+        others = {job.priority for job in self._queue} - {Priority.REALTIME}
+        if steps and all(self._within_lead(cls) for cls in others):
             return min(steps, key=lambda j: (j.rank, j.seq))
         firsts: dict[int, _Job] = {}
         for job in self._queue:
@@ -448,20 +454,25 @@ class InferenceScheduler:
         """Between two decoding steps of a running decode (TorchEngine.between_steps): run one queued realtime stream
         step that an utterance's first partial waits on there, instead of letting it wait for the whole decode (a
         beam-5 decode of a 30-s chunk takes seconds on a CPU; a stream step tens of milliseconds). Such steps go
-        before any other work, fair shares aside: they are few (one per session in flight, a handful per utterance)
-        and short, while realtime finals (real-time streams can ask for more than the engine has) keep realtime at
-        its share, so that a first partial used to wait behind whole decodes of other classes. Only ``call`` jobs
+        before any other work, up to ``FIRST_PARTIAL_LEAD_S`` beyond realtime's fair share: they are few (one per
+        session in flight, a handful per utterance) and short, while realtime finals (real-time streams can ask for
+        more than the engine has) keep realtime at its share, so that without the lead a first partial waited behind
+        whole decodes of other classes. Only ``call`` jobs
         qualify: they use the model's modules with caches of their own and never enter ``generate``, so the decode
         in progress is not disturbed. Installed on CPU engines only: a GPU's
         decodes are short and batched, and its captured graphs and static caches must not see other work
         mid-decode."""
-        if self._running is None:
+        running = self._running
+        if running is None:
             return
+        cls, started = running
         with self._wakeup:
             # Only steps a first partial waits on (rank 0): when every step ran here, the decodes they interrupted
             # grew long enough to delay the realtime finals queued behind them (WS final p50 12.0 -> 18.8 s).
             steps = [job for job in self._queue if _first_partial_step(job) and not job.future.done()]
-            if not steps:
+            # The running decode is charged when it ends; until then count what it has used so far.
+            in_progress = (time.perf_counter() - started - self._inline_s) / self.fair.weights[cls]
+            if not steps or not self._within_lead(cls, in_progress):
                 return
             job = min(steps, key=lambda j: (j.rank, j.seq))
             self._queue.remove(job)
@@ -472,6 +483,14 @@ class InferenceScheduler:
         self._call(job)
         self._inline_s += time.perf_counter() - inline_started
         self.metrics.inline_steps.inc()
+
+    def _within_lead(self, cls: int, in_progress: float = 0.0) -> bool:
+        """Whether realtime is at most ``FIRST_PARTIAL_LEAD_S`` of engine time ahead of its share against ``cls``
+        (whose decode in progress has used ``in_progress`` virtual seconds so far)."""
+        if cls == Priority.REALTIME:
+            return True
+        lead = FIRST_PARTIAL_LEAD_S / self.fair.weights[Priority.REALTIME]
+        return self.fair.virtual[Priority.REALTIME] <= self.fair.virtual[cls] + in_progress + lead
 
     def _call(self, job: _Job) -> None:
         started = time.perf_counter()
