@@ -1,6 +1,7 @@
 """What the scheduler decides before and between decodes: how fast the engine drains audio (measured by the
 scheduler itself), whether a request would wait longer than ``max_wait_s`` (then 429 with a Retry-After from the
-same estimate), and which priority class goes next so that none starves.
+same estimate), which priority class goes next so that none starves, and how much engine time the steps that first
+partials wait on may take out of turn (``Allowance``).
 
 The class order is start-time fair queuing over three classes (realtime, stream, batch) with the configured
 weights: each class carries a virtual time that grows by the engine seconds it used divided by its weight; the
@@ -13,8 +14,9 @@ engine. A library scheduler (e.g. an asyncio priority queue) has no notion of sh
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from asrforge.errors import ConfigError
@@ -92,6 +94,29 @@ class WaitEstimate:
         """When the backlog ahead will have drained enough for this request to fit within ``max_wait_s`` (if
         nothing else arrives); at least 1 s."""
         return max(1, math.ceil(self.expected_s - self.max_wait_s))
+
+
+class Allowance:
+    """A token bucket of engine seconds: work it admits may take up to ``share`` of the engine over time, plus a
+    ``burst`` at once. Spending may overdraw it; nothing more is admitted until it has refilled."""
+
+    def __init__(self, share: float, burst: float, clock: Callable[[], float] = time.monotonic):
+        if not 0 <= share <= 1 or burst < 0:
+            raise ConfigError(f"an allowance needs a share within [0, 1] and a burst >= 0; got {share}, {burst}")
+        self.share, self.burst, self._clock = share, burst, clock
+        self._seconds, self._at = burst, clock()
+
+    @property
+    def available(self) -> bool:
+        return self._refilled() > 0
+
+    def spend(self, seconds: float) -> None:
+        self._seconds = self._refilled() - seconds
+
+    def _refilled(self) -> float:
+        now = self._clock()
+        self._seconds, self._at = min(self.burst, self._seconds + (now - self._at) * self.share), now
+        return self._seconds
 
 
 class FairShare:

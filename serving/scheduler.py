@@ -45,7 +45,7 @@ from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import BaseEngine, DecodeOptions
 from asrforge.errors import AsrforgeError
 from asrforge.serving import timing
-from asrforge.serving.admission import DecodeSpeed, FairShare, WaitCalibration, WaitEstimate
+from asrforge.serving.admission import Allowance, DecodeSpeed, FairShare, WaitCalibration, WaitEstimate
 from asrforge.serving.metrics import ServerMetrics
 from asrforge.serving.settings import SchedulerSettings
 from asrforge.transcript import Transcript
@@ -53,10 +53,11 @@ from asrforge.transcript import Transcript
 log = logging.getLogger(__name__)
 
 ACTIVE_S = 5.0  # a class that submitted work this recently counts as taking its share (admission's estimate)
-# Engine seconds by which steps that first partials wait on may put realtime ahead of its fair share: enough for a
-# burst of first steps of several sessions, bounded so that a flood of them (sessions whose words never settle) cannot
-# starve the other classes.
-FIRST_PARTIAL_LEAD_S = 0.5
+# Steps that first partials wait on go out of turn within this share of the engine (and a burst of this many engine
+# seconds at once): ample for the first steps of many sessions (a few tens of milliseconds each, a handful per
+# utterance), bounded so that a flood of them (sessions whose words never settle) cannot starve the other classes.
+FIRST_PARTIAL_SHARE = 0.25
+FIRST_PARTIAL_BURST_S = 1.0
 
 
 class Priority(IntEnum):
@@ -124,6 +125,7 @@ class InferenceScheduler:
         self.speed = DecodeSpeed()
         self.calibration = WaitCalibration()
         self.fair = FairShare(self.settings.class_weights, len(Priority))
+        self.first_partials = Allowance(FIRST_PARTIAL_SHARE, FIRST_PARTIAL_BURST_S)
         self._submitted_at = [-math.inf] * len(Priority)  # monotonic time of each class's latest submission
         self._running_audio_s = 0.0  # audio of the batch being decoded
         self.max_batch_size = self.settings.max_batch_size  # 1 for a batch-variant engine in exact mode
@@ -376,11 +378,10 @@ class InferenceScheduler:
 
     def _head(self) -> _Job:
         """The first queued job (lowest rank, then earliest) of the class whose turn it is (serving/admission.py);
-        a step that a first partial waits on goes first whatever the turn, within ``FIRST_PARTIAL_LEAD_S``
-        (``_between_steps`` says why)."""
+        a step that a first partial waits on goes first whatever the turn, within its allowance (``_between_steps``
+        says why)."""
         steps = [job for job in self._queue if _first_partial_step(job)]
-        others = {job.priority for job in self._queue} - {Priority.REALTIME}
-        if steps and all(self._within_lead(cls) for cls in others):
+        if steps and self.first_partials.available:
             return min(steps, key=lambda j: (j.rank, j.seq))
         firsts: dict[int, _Job] = {}
         for job in self._queue:
@@ -454,10 +455,11 @@ class InferenceScheduler:
         """Between two decoding steps of a running decode (TorchEngine.between_steps): run one queued realtime stream
         step that an utterance's first partial waits on there, instead of letting it wait for the whole decode (a
         beam-5 decode of a 30-s chunk takes seconds on a CPU; a stream step tens of milliseconds). Such steps go
-        before any other work, up to ``FIRST_PARTIAL_LEAD_S`` beyond realtime's fair share: they are few (one per
-        session in flight, a handful per utterance) and short, while realtime finals (real-time streams can ask for
-        more than the engine has) keep realtime at its share, so that without the lead a first partial waited behind
-        whole decodes of other classes. Only ``call`` jobs
+        before any other work, whatever realtime's fair share, within an allowance of their own
+        (``FIRST_PARTIAL_SHARE`` of the engine): they are few (one per session in flight, a handful per utterance)
+        and short, while realtime finals (real-time streams can ask for more than the engine has) keep realtime at
+        its share, so that under the share alone a first partial waited behind whole decodes of other classes.
+        Beyond the allowance they run here only within realtime's share. Only ``call`` jobs
         qualify: they use the model's modules with caches of their own and never enter ``generate``, so the decode
         in progress is not disturbed. Installed on CPU engines only: a GPU's
         decodes are short and batched, and its captured graphs and static caches must not see other work
@@ -472,7 +474,10 @@ class InferenceScheduler:
             steps = [job for job in self._queue if _first_partial_step(job) and not job.future.done()]
             # The running decode is charged when it ends; until then count what it has used so far.
             in_progress = (time.perf_counter() - started - self._inline_s) / self.fair.weights[cls]
-            if not steps or not self._within_lead(cls, in_progress):
+            if not steps:
+                return
+            behind = self.fair.virtual[Priority.REALTIME] <= self.fair.virtual[cls] + in_progress
+            if not (cls == Priority.REALTIME or behind or self.first_partials.available):
                 return
             job = min(steps, key=lambda j: (j.rank, j.seq))
             self._queue.remove(job)
@@ -483,14 +488,6 @@ class InferenceScheduler:
         self._call(job)
         self._inline_s += time.perf_counter() - inline_started
         self.metrics.inline_steps.inc()
-
-    def _within_lead(self, cls: int, in_progress: float = 0.0) -> bool:
-        """Whether realtime is at most ``FIRST_PARTIAL_LEAD_S`` of engine time ahead of its share against ``cls``
-        (whose decode in progress has used ``in_progress`` virtual seconds so far)."""
-        if cls == Priority.REALTIME:
-            return True
-        lead = FIRST_PARTIAL_LEAD_S / self.fair.weights[Priority.REALTIME]
-        return self.fair.virtual[Priority.REALTIME] <= self.fair.virtual[cls] + in_progress + lead
 
     def _call(self, job: _Job) -> None:
         started = time.perf_counter()
@@ -506,6 +503,8 @@ class InferenceScheduler:
             with self._wakeup:
                 self.speed.other_work(elapsed)
                 self.fair.charge(job.priority, elapsed)
+                if _first_partial_step(job):
+                    self.first_partials.spend(elapsed)
         _resolve(job, result=result)
 
 

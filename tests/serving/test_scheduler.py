@@ -214,32 +214,49 @@ def test_a_first_partials_step_runs_inside_a_realtime_final_and_before_queued_fi
     assert order == ["first step", "running final", "queued final"]
 
 
-@pytest.mark.parametrize("used", [0.6, 1.6])
-def test_a_first_partials_step_goes_before_other_classes_within_a_bounded_lead(tiny_engine, clips, used):
-    """Realtime has just used ``used`` x FIRST_PARTIAL_LEAD_S beyond its fair share (equal weights): a step a first
-    partial waits on still overtakes queued HTTP work within the lead; beyond it the HTTP decode starts first (the
+@pytest.mark.parametrize("spent", [False, True])
+def test_a_first_partials_step_overtakes_other_classes_within_its_allowance(tiny_engine, clips, spent):
+    """Realtime has just used more than its fair share (equal weights): a step a first partial waits on still
+    overtakes queued HTTP work while its allowance lasts; with the allowance spent the HTTP decode starts first (the
     step may then run between its decoding steps once that decode has used its share, or after it)."""
     import time
 
-    from asrforge.serving.scheduler import FIRST_PARTIAL_LEAD_S
+    from asrforge.serving.admission import Allowance
 
     order: list[str] = []
 
     async def scenario(scheduler):
-        spent = asyncio.create_task(
-            scheduler.run(lambda: time.sleep(used * FIRST_PARTIAL_LEAD_S), Priority.REALTIME, rank=1)
-        )
+        if spent:
+            scheduler.first_partials = Allowance(share=0.0, burst=0.0)
+        busy = asyncio.create_task(scheduler.run(lambda: time.sleep(0.3), Priority.REALTIME, rank=1))
         await asyncio.sleep(0.05)  # the executor runs that realtime work now
         http = asyncio.create_task(scheduler.transcribe([clips[0]], DecodeOptions(), Priority.BATCH))
         http.add_done_callback(lambda _: order.append("http"))
         await asyncio.sleep(0)
         await scheduler.run(lambda: order.append("first step"), Priority.REALTIME, rank=0)
-        await asyncio.gather(spent, http)
+        await asyncio.gather(busy, http)
         return scheduler.metrics.inline_steps._value.get()
 
     inline = run_with(tiny_engine, SchedulerSettings(max_batch_size=1, class_weights=(1, 1, 1)), scenario)
     overtook = order == ["first step", "http"] and inline == 0
-    assert overtook == (used < 1), (order, inline)
+    assert overtook == (not spent), (order, inline)
+
+
+def test_an_allowance_admits_its_share_of_the_time_and_a_burst():
+    from asrforge.serving.admission import Allowance
+
+    now = [0.0]
+    allowance = Allowance(share=0.25, burst=1.0, clock=lambda: now[0])
+    assert allowance.available
+    allowance.spend(1.5)  # one long step overdraws it
+    assert not allowance.available
+    now[0] = 1.9  # +0.475 s: still 0.025 s short
+    assert not allowance.available
+    now[0] = 2.1
+    assert allowance.available
+    now[0] = 100.0  # refills up to the burst, not beyond
+    allowance.spend(1.0)
+    assert not allowance.available
 
 
 def test_plain_http_work_completes_while_realtime_work_keeps_arriving(tiny_engine, clips):
