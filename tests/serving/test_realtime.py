@@ -57,6 +57,17 @@ async def stream_file(url: str, audio: bytes, rate: int = 16_000, as_json: bool 
     return events
 
 
+async def feed_session(session, audio: bytes, piece: int) -> None:
+    """Feed a RealtimeSession ``audio`` in ``piece``-byte pieces, each waiting for the events it caused (so what is
+    sent does not depend on this machine's speed), then commit and close it."""
+    for offset in range(0, len(audio), piece):
+        await session.add_pcm16(audio[offset : offset + piece])
+        await session.drained()
+    await session.commit("end")
+    await session.drained()
+    await session.close()
+
+
 def finals(events: list[dict]) -> str:
     return " ".join(
         e["transcript"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"
@@ -94,13 +105,7 @@ def test_partials_are_words_the_final_transcript_begins_with(tiny_engine, dev_di
         scheduler = InferenceScheduler(tiny_engine, warmup=False)
         scheduler.start()
         session = RealtimeSession(scheduler, SpeechDetector(), RealtimeSettings(), 16_000, send)
-        step = int(RealtimeSettings().buffer_ms * 16_000 / 1000) * 2
-        for offset in range(0, len(audio), step):
-            await session.add_pcm16(audio[offset : offset + step])
-            await session.drained()
-        await session.commit("end")
-        await session.drained()
-        await session.close()
+        await feed_session(session, audio, int(RealtimeSettings().buffer_ms * 16_000 / 1000) * 2)
         scheduler.stop()
 
     asyncio.run(run())

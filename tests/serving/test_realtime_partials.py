@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from test_realtime import pcm16  # tests/serving is on the path, as for every test module here
+from test_realtime import feed_session, pcm16  # tests/serving is on the path, as for every test module here
 
 from asrforge.engines.stream_session import StreamUpdate
 from asrforge.serving import realtime
@@ -73,13 +73,7 @@ def test_an_utterance_is_stepped_more_often_until_its_first_delta(tiny_engine, d
             partial(utterance)
 
         session._partial = recorded
-        frame = 2 * 1600
-        for offset in range(0, len(audio), frame):
-            await session.add_pcm16(audio[offset : offset + frame])
-            await session.drained()
-        await session.commit("end")
-        await session.drained()
-        await session.close()
+        await feed_session(session, audio, 2 * 1600)  # 100-ms frames
         scheduler.stop()
 
     asyncio.run(run())
