@@ -155,6 +155,7 @@ class RealtimeSession:
                 "turn_detection": {
                     "type": "server_vad",
                     "vad_ms": self.settings.vad_ms,
+                    "first_buffer_ms": self.settings.first_buffer_ms,
                     "buffer_ms": self.settings.buffer_ms,
                 },
                 "partials": self.settings.partials,
@@ -303,9 +304,9 @@ class RealtimeSession:
         self._outbox.put_nowait(self._stream_delta(utterance, future))
 
     def _partial_due(self, utterance: _Utterance) -> bool:
-        # Until its first delta an utterance gets a partial at every VAD tick (one in flight at a time): the first
-        # words, which tell the speaker they are heard, need two agreeing hypotheses, and the sooner these come the
-        # sooner the first delta. After it, a partial per ``buffer_ms`` of new audio is enough for a live caption.
+        # Until its first delta an utterance gets a partial per ``first_buffer_ms`` of new audio (one in flight at a
+        # time): the first words, which tell the speaker they are heard, need two agreeing hypotheses, and the sooner
+        # these come the sooner the first delta. After it, one per ``buffer_ms`` is enough for a live caption.
         gap = self._partial_gap if utterance.sent else self._first_gap
         return self._audio.end - utterance.stepped >= gap
 
@@ -335,7 +336,8 @@ class RealtimeSession:
             return []  # the final transcript is on its way; a late partial would only repeat it
         return _delta_event(utterance, utterance.agreement.add(transcript.text.split()))
 
-    async def _stream_delta(self, utterance: _Utterance, future: asyncio.Future[StreamUpdate]) -> list[Event]:
+    @staticmethod
+    async def _stream_delta(utterance: _Utterance, future: asyncio.Future[StreamUpdate]) -> list[Event]:
         await asyncio.wait([future])  # unlike `await`, does not raise when _finish cancelled the step
         utterance.partial_in_flight = False
         if utterance.finished or future.cancelled():
@@ -376,7 +378,10 @@ def error_event(message: str, code: str, type: str = "invalid_request_error") ->
 
 def _delta_event(utterance: _Utterance, new: list[str]) -> list[Event]:
     """The delta that sends ``new`` words after those already sent (none if there are none)."""
-    return _text_delta(utterance, (" " if utterance.sent else "") + " ".join(new) if new else "")
+    if not new:
+        return []
+    separator = " " if utterance.sent else ""
+    return _text_delta(utterance, separator + " ".join(new))
 
 
 def _text_delta(utterance: _Utterance, delta: str) -> list[Event]:

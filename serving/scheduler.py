@@ -380,9 +380,9 @@ class InferenceScheduler:
         """The first queued job (lowest rank, then earliest) of the class whose turn it is (serving/admission.py);
         a step that a first partial waits on goes first whatever the turn, within its allowance (``_between_steps``
         says why)."""
-        steps = [job for job in self._queue if _first_partial_step(job)]
-        if steps and self.first_partials.available:
-            return min(steps, key=lambda j: (j.rank, j.seq))
+        step = self._next_first_partial_step()
+        if step is not None and self.first_partials.available:
+            return step
         firsts: dict[int, _Job] = {}
         for job in self._queue:
             first = firsts.get(job.priority)
@@ -459,11 +459,10 @@ class InferenceScheduler:
         (``FIRST_PARTIAL_SHARE`` of the engine): they are few (one per session in flight, a handful per utterance)
         and short, while realtime finals (real-time streams can ask for more than the engine has) keep realtime at
         its share, so that under the share alone a first partial waited behind whole decodes of other classes.
-        Beyond the allowance they run here only within realtime's share. Only ``call`` jobs
-        qualify: they use the model's modules with caches of their own and never enter ``generate``, so the decode
-        in progress is not disturbed. Installed on CPU engines only: a GPU's
-        decodes are short and batched, and its captured graphs and static caches must not see other work
-        mid-decode."""
+        Beyond the allowance they run here only within realtime's share. Only ``call`` jobs qualify: they use the
+        model's modules with caches of their own and never enter ``generate``, so the decode in progress is not
+        disturbed. Installed on CPU engines only: a GPU's decodes are short and batched, and its captured graphs and
+        static caches must not see other work mid-decode."""
         running = self._running
         if running is None:
             return
@@ -471,15 +470,14 @@ class InferenceScheduler:
         with self._wakeup:
             # Only steps a first partial waits on (rank 0): when every step ran here, the decodes they interrupted
             # grew long enough to delay the realtime finals queued behind them (WS final p50 12.0 -> 18.8 s).
-            steps = [job for job in self._queue if _first_partial_step(job) and not job.future.done()]
+            job = self._next_first_partial_step()
+            if job is None:
+                return
             # The running decode is charged when it ends; until then count what it has used so far.
             in_progress = (time.perf_counter() - started - self._inline_s) / self.fair.weights[cls]
-            if not steps:
-                return
             behind = self.fair.virtual[Priority.REALTIME] <= self.fair.virtual[cls] + in_progress
             if not (cls == Priority.REALTIME or behind or self.first_partials.available):
                 return
-            job = min(steps, key=lambda j: (j.rank, j.seq))
             self._queue.remove(job)
             heapq.heapify(self._queue)
             self.metrics.queue_depth.set(len(self._queue))
@@ -488,6 +486,11 @@ class InferenceScheduler:
         self._call(job)
         self._inline_s += time.perf_counter() - inline_started
         self.metrics.inline_steps.inc()
+
+    def _next_first_partial_step(self) -> _Job | None:
+        """The queued step that a first partial waits on to go next (lowest rank, then earliest), if any."""
+        steps = [job for job in self._queue if _first_partial_step(job) and not job.future.done()]
+        return min(steps, key=lambda j: (j.rank, j.seq), default=None)
 
     def _call(self, job: _Job) -> None:
         started = time.perf_counter()

@@ -28,7 +28,7 @@ def _deltas(updates: list[tuple[str, str]]) -> list[str]:
 
     async def utterance_delta(utterance, future):
         utterance.partial_in_flight = True
-        return await RealtimeSession._stream_delta(None, utterance, future)  # uses no session state
+        return await RealtimeSession._stream_delta(utterance, future)
 
     return asyncio.run(run())
 
