@@ -29,9 +29,10 @@ from asrforge.constants import SAMPLE_RATE, UNSPACED_LANGUAGES
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
 from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.whisper_ct2 import checkpoint_for
+from asrforge.engines.whisper_segments import transcript_from_segments
 from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer
-from asrforge.transcript import Segment, Transcript, Word
+from asrforge.transcript import Transcript, Word
 
 WINDOW_S = 30.0
 
@@ -212,34 +213,19 @@ class WhisperEngine(TorchEngine):
     def transcript(
         self, raw_segments: list[dict], language: str, duration: float, timings: dict[str, float], with_words: bool
     ) -> Transcript:
-        """One clip's transcript from transformers' long-form segments; ``num_tokens`` counts generated text tokens
-        (timestamps, prompt and special tokens left out), as the faster-whisper engine counts them."""
-        segments: list[Segment] = []
-        pieces: list[str] = []
-        num_tokens = 0
-        for raw in raw_segments:
-            tokens = raw["tokens"].tolist()
-            text = self.processor.tokenizer.decode([t for t in tokens if t < self.eot])
-            start, end = float(raw["start"]), float(raw["end"])
-            # Instantaneous or empty segments are dropped, as openai-whisper and faster-whisper drop them.
-            if start == end or not text.strip():
-                continue
-            pieces.append(text)
-            num_tokens += sum(t < self.eot for t in tokens)
-            start, end = min(start, duration), min(end, duration)
-            segment_words = (
-                self.words(tokens, raw["token_timestamps"].tolist(), start, end, language) if with_words else ()
-            )
-            start, end = round(start, 3), round(end, 3)
-            segments.append(Segment(id=len(segments), start=start, end=end, text=text.strip(), words=segment_words))
-        return Transcript(
-            text="".join(pieces).strip(),
-            language=language,
-            duration_s=duration,
-            segments=segments,
-            num_tokens=num_tokens,
-            timings=dict(timings),
+        """One clip's transcript from transformers' long-form segments."""
+        pieces = [(raw["tokens"].tolist(), float(raw["start"]), float(raw["end"])) for raw in raw_segments]
+
+        def words_of(index: int, start: float, end: float) -> tuple[Word, ...]:
+            times = raw_segments[index]["token_timestamps"].tolist()
+            return self.words(pieces[index][0], times, start, end, language)
+
+        return transcript_from_segments(
+            pieces, self.text, self.eot, language, duration, timings, words_of if with_words else None
         )
+
+    def text(self, tokens: Sequence[int]) -> str:
+        return self.processor.tokenizer.decode([t for t in tokens if t < self.eot])
 
     def words(self, tokens: list[int], times: list[float], start: float, end: float, language: str) -> tuple[Word, ...]:
         """Group a segment's text tokens into words timed by the cross-attention alignment (DTW) of the tokens.

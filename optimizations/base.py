@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from asrforge.engines import TORCH_ENGINES
+from asrforge.engines import GENERATE_ENGINES
 from asrforge.errors import RefusedCombinationError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class Requirements:
     min_capability: tuple[int, int] | None = None
     dtypes: frozenset[str] | None = None
     packages: tuple[str, ...] = ()  # importable module names
-    engines: frozenset[str] | None = TORCH_ENGINES  # None: any engine; by default the TorchEngine ones
+    engines: frozenset[str] | None = GENERATE_ENGINES  # None: any engine; by default those driven by generate
     conflicts: frozenset[str] = field(default_factory=frozenset)  # plugin names it cannot be combined with
 
     def refusal(self, name: str, target: Target) -> str | None:

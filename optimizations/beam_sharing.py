@@ -22,9 +22,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.cache_utils import EncoderDecoderCache
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.whisper.modeling_whisper import eager_attention_forward
 
 from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
@@ -42,6 +39,8 @@ class BeamSharing(Plugin):
     )
 
     def apply(self, engine: TorchEngine) -> TorchEngine:
+        from transformers.cache_utils import EncoderDecoderCache  # here: a command not using it skips the import
+
         model = engine.model
         sharing = [True]  # off for a decode that asks for word timestamps (set per decode below)
         expand = model._expand_inputs_for_generation
@@ -55,7 +54,7 @@ class BeamSharing(Plugin):
             model_kwargs["encoder_outputs"] = encoder_outputs
             return input_ids, model_kwargs
 
-        def reorder_self_attention_only(cache: EncoderDecoderCache, beam_idx: torch.LongTensor):
+        def reorder_self_attention_only(cache: Any, beam_idx: torch.LongTensor):
             # A beam moves only among its own clip's beams, and every beam of a clip reads the same encoder states.
             if isinstance(cache, EncoderDecoderCache) and sharing[0]:
                 cache.self_attention_cache.reorder_cache(beam_idx)
@@ -90,6 +89,10 @@ def shared_cross_attention(
 ):
     """``WhisperAttention.forward`` as cross-attention whose keys and values may hold one row per clip, read by all
     of the clip's beams (the query rows of one clip are consecutive, as ``repeat_interleave`` lays them out)."""
+    from transformers.cache_utils import EncoderDecoderCache
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.whisper.modeling_whisper import eager_attention_forward
+
     cache = cache if cache is not None else past_key_values
     rows, tokens = hidden_states.shape[:2]
     query = (self.q_proj(hidden_states) * self.scaling).view(rows, tokens, -1, self.head_dim)

@@ -9,11 +9,11 @@ subclasses that cache the mask per (vocabulary size, device): the same logits, h
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers.generation.logits_process import SuppressTokensAtBeginLogitsProcessor, SuppressTokensLogitsProcessor
 
 from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
@@ -27,31 +27,38 @@ def _cached_mask(cache: dict, tokens: torch.Tensor, scores: torch.Tensor) -> tor
     return mask
 
 
-class CachedSuppressTokens(SuppressTokensLogitsProcessor):
-    def __init__(self, original: SuppressTokensLogitsProcessor):
-        self.suppress_tokens = original.suppress_tokens
-        self._masks: dict[Any, torch.Tensor] = {}
+@functools.cache
+def _replacements() -> dict[type, type]:
+    """transformers' processor classes -> their caching subclasses (defined at first use: importing transformers
+    costs seconds, and a command that never applies this plugin should not pay for it)."""
+    from transformers.generation.logits_process import (
+        SuppressTokensAtBeginLogitsProcessor,
+        SuppressTokensLogitsProcessor,
+    )
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        return scores.masked_fill(_cached_mask(self._masks, self.suppress_tokens, scores), -float("inf"))
+    class CachedSuppressTokens(SuppressTokensLogitsProcessor):
+        def __init__(self, original: SuppressTokensLogitsProcessor):
+            self.suppress_tokens = original.suppress_tokens
+            self._masks: dict[Any, torch.Tensor] = {}
 
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+            return scores.masked_fill(_cached_mask(self._masks, self.suppress_tokens, scores), -float("inf"))
 
-class CachedSuppressTokensAtBegin(SuppressTokensAtBeginLogitsProcessor):
-    def __init__(self, original: SuppressTokensAtBeginLogitsProcessor):
-        self.begin_suppress_tokens = original.begin_suppress_tokens
-        self.begin_index = original.begin_index
-        self._masks: dict[Any, torch.Tensor] = {}
+    class CachedSuppressTokensAtBegin(SuppressTokensAtBeginLogitsProcessor):
+        def __init__(self, original: SuppressTokensAtBeginLogitsProcessor):
+            self.begin_suppress_tokens = original.begin_suppress_tokens
+            self.begin_index = original.begin_index
+            self._masks: dict[Any, torch.Tensor] = {}
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        if input_ids.shape[-1] != self.begin_index:
-            return scores
-        return scores.masked_fill(_cached_mask(self._masks, self.begin_suppress_tokens, scores), -float("inf"))
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+            if input_ids.shape[-1] != self.begin_index:
+                return scores
+            return scores.masked_fill(_cached_mask(self._masks, self.begin_suppress_tokens, scores), -float("inf"))
 
-
-_REPLACEMENTS = {
-    SuppressTokensLogitsProcessor: CachedSuppressTokens,
-    SuppressTokensAtBeginLogitsProcessor: CachedSuppressTokensAtBegin,
-}
+    return {
+        SuppressTokensLogitsProcessor: CachedSuppressTokens,
+        SuppressTokensAtBeginLogitsProcessor: CachedSuppressTokensAtBegin,
+    }
 
 
 @register
@@ -69,7 +76,8 @@ class CachedLogitMasks(Plugin):
             processors = build(*args, **kwargs)
             if processors is None:
                 return processors
-            return [_REPLACEMENTS[type(p)](p) if type(p) in _REPLACEMENTS else p for p in processors]
+            replacements = _replacements()
+            return [replacements[type(p)](p) if type(p) in replacements else p for p in processors]
 
         model._retrieve_logit_processors = retrieve_cached
         return engine

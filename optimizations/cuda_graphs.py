@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transformers import CompileConfig
-
 from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, register
 from asrforge.optimizations.shape_buckets import install_buckets
@@ -39,6 +37,8 @@ class CudaGraphs(Plugin):
     fullgraph: bool = False
 
     def apply(self, engine: TorchEngine) -> TorchEngine:
+        from transformers import CompileConfig
+
         engine.generate_kwargs["compile_config"] = CompileConfig(
             mode="reduce-overhead", fullgraph=self.fullgraph, dynamic=False
         )

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from asrforge.engines import TORCH_ENGINES
 from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
@@ -38,7 +39,7 @@ TARGETS = ("encoder", "decoder", "lm_head")
 class Int8Dynamic(Plugin):
     name = "int8_dynamic"
     order = 20
-    requires = Requirements(dtypes=frozenset({"float32", "bfloat16", "float16"}))
+    requires = Requirements(engines=TORCH_ENGINES, dtypes=frozenset({"float32", "bfloat16", "float16"}))
 
     targets: tuple[str, ...] = TARGETS
     backend: str = "auto"  # "auto" | "torchao" | "fbgemm"
@@ -78,7 +79,9 @@ class Int8Dynamic(Plugin):
         )
         if backend == "fbgemm" and not self.per_sample:
             engine.batch_variance = "int8_dynamic (fbgemm) quantizes activations with one scale per batch"
-        if backend == "fbgemm" and self.per_sample:
+        if backend == "fbgemm" and self.per_sample and hasattr(engine.model, "generate"):
+            # Under generate a clip's beams are consecutive rows; whisper_lean keeps them in a dimension of their
+            # own, so there every row of a Linear's input is one sample already.
             quantize = functools.partial(quantize, rows_per_sample=_record_beams(engine.model))
         if "encoder" in self.targets:
             quantize(engine.encoder_module())

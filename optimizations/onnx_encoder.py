@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import onnxruntime
 import torch
 
 from asrforge.engines.base import TorchEngine
@@ -58,6 +57,8 @@ class OnnxEncoderPlugin(Plugin):
         reason = super().refusal(target)
         if reason is not None or target.device_type != "cuda":
             return reason
+        import onnxruntime
+
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             return "onnx_encoder on cuda needs onnxruntime-gpu (this onnxruntime has no CUDAExecutionProvider)"
         return None

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers.modeling_outputs import BaseModelOutput
 
 from asrforge.paths import cache_dir
 
@@ -128,7 +127,9 @@ class OnnxEncoder(torch.nn.Module):
         self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         self.providers = self.session.get_providers()
 
-    def forward(self, input_features: torch.Tensor, *args: Any, **kwargs: Any) -> BaseModelOutput:
+    def forward(self, input_features: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        from transformers.modeling_outputs import BaseModelOutput
+
         features = input_features.float().contiguous()
         if features.device.type == "cuda":
             hidden = self._run_on_gpu(features)

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from transformers import StaticCache
 
 from asrforge.engines.base import DecodeOptions, TorchEngine
 from asrforge.transcript import Transcript
@@ -33,6 +32,8 @@ def bucket(value: int, buckets: Sequence[int]) -> int:
 
 def install_buckets(engine: TorchEngine, batch_buckets: Sequence[int], length_buckets: Sequence[int], key: str) -> None:
     """Wrap the engine's ``decode`` (batch padding) and its model's ``generate`` (a static cache per bucket)."""
+    from transformers import StaticCache
+
     caches: dict[tuple[int, int], StaticCache] = {}
     stats = engine.stats.setdefault(key, {})
     decode: Callable[[Sequence[np.ndarray], DecodeOptions], list[Transcript]] = engine.decode

@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-import onnxruntime
-
 from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 from asrforge.optimizations.onnx_encoder import replace_encoder
@@ -40,6 +38,8 @@ class TensorRTEncoder(Plugin):
             return reason
         if importlib.util.find_spec("tensorrt") is None:
             return "tensorrt_encoder needs TensorRT (the tensorrt package), which is not installed"
+        import onnxruntime
+
         if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
             return "tensorrt_encoder needs onnxruntime-gpu with the TensorrtExecutionProvider, which this one lacks"
         return None

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from asrforge.cpu import cpu_quota
+from asrforge.engines import TORCH_ENGINES
 from asrforge.engines.base import BaseEngine
-from asrforge.optimizations.base import Plugin, register
+from asrforge.optimizations.base import Plugin, Requirements, register
 
 
 @register
@@ -22,6 +23,7 @@ from asrforge.optimizations.base import Plugin, register
 class Threads(Plugin):
     name = "threads"
     order = 0
+    requires = Requirements(engines=TORCH_ENGINES)
 
     intra_op: int | None = None  # None: the CPU quota of this process
     inter_op: int = 1

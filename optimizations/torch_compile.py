@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import CompileConfig
 
 from asrforge.engines.base import TorchEngine
 from asrforge.optimizations.base import Plugin, Target, register
@@ -46,6 +45,8 @@ class TorchCompile(Plugin):
             )
         if "decoder" in self.targets:
             if engine.generate_kwargs.get("cache_implementation") == "static":
+                from transformers import CompileConfig
+
                 config = CompileConfig(fullgraph=self.fullgraph, dynamic=self.dynamic, mode=self.mode or "default")
                 # transformers only auto-compiles on accelerators unless told that every device is fine.
                 config._compile_all_devices = True

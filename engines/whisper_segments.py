@@ -1,0 +1,46 @@
+"""A Whisper clip's ``Transcript`` from its decoded segments, shared by the whisper and whisper_lean engines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from asrforge.transcript import Segment, Transcript, Word
+
+# One decoded segment: its tokens (timestamps and specials included), start and end in seconds.
+RawSegment = tuple[Sequence[int], float, float]
+
+
+def transcript_from_segments(
+    raw_segments: Sequence[RawSegment],
+    text_of: Callable[[Sequence[int]], str],
+    eot: int,
+    language: str,
+    duration: float,
+    timings: dict[str, float],
+    words_of: Callable[[int, float, float], tuple[Word, ...]] | None = None,
+) -> Transcript:
+    """``num_tokens`` counts generated text tokens (timestamps, prompt and special tokens left out), as the
+    faster-whisper engine counts them; ``words_of(index, start, end)`` times a segment's words where asked."""
+    segments: list[Segment] = []
+    pieces: list[str] = []
+    num_tokens = 0
+    for index, (tokens, start, end) in enumerate(raw_segments):
+        text = text_of(tokens)
+        # Instantaneous or empty segments are dropped, as openai-whisper and faster-whisper drop them.
+        if start == end or not text.strip():
+            continue
+        pieces.append(text)
+        num_tokens += sum(t < eot for t in tokens)
+        start, end = min(start, duration), min(end, duration)
+        words = words_of(index, start, end) if words_of is not None else ()
+        segments.append(
+            Segment(id=len(segments), start=round(start, 3), end=round(end, 3), text=text.strip(), words=words)
+        )
+    return Transcript(
+        text="".join(pieces).strip(),
+        language=language,
+        duration_s=duration,
+        segments=segments,
+        num_tokens=num_tokens,
+        timings=dict(timings),
+    )
