@@ -54,6 +54,7 @@ class Attention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads, self.head_dim = heads, width // heads
+        self.scaling = self.head_dim**-0.5
         self.q_proj = nn.Linear(width, width)
         self.k_proj = nn.Linear(width, width, bias=False)
         self.v_proj = nn.Linear(width, width)
@@ -65,6 +66,11 @@ class Attention(nn.Module):
 
     def merge(self, x: torch.Tensor) -> torch.Tensor:
         return x.transpose(-3, -2).flatten(-2)
+
+    def query(self, h: torch.Tensor) -> torch.Tensor:
+        """Scaled before the product, SDPA then at scale 1, as transformers computes it: the same floats, which
+        int8 plugins need (one rounding step apart, a dynamically quantized input can change a token)."""
+        return self.split(self.q_proj(h) * self.scaling)
 
 
 class EncoderLayer(nn.Module):
@@ -79,8 +85,8 @@ class EncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attn = self.self_attn
         h = self.self_attn_layer_norm(x)
-        q, k, v = attn.split(attn.q_proj(h)), attn.split(attn.k_proj(h)), attn.split(attn.v_proj(h))
-        x = x + attn.out_proj(attn.merge(F.scaled_dot_product_attention(q, k, v)))
+        q, k, v = attn.query(h), attn.split(attn.k_proj(h)), attn.split(attn.v_proj(h))
+        x = x + attn.out_proj(attn.merge(F.scaled_dot_product_attention(q, k, v, scale=1.0)))
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
 
 
@@ -125,19 +131,21 @@ class DecoderLayer(nn.Module):
         cache.keys[:, :, :, position : position + tokens] = attn.split(attn.k_proj(h))
         cache.values[:, :, :, position : position + tokens] = attn.split(attn.v_proj(h))
         end = position + tokens
+        clips, beams = x.shape[:2]
+        # SDPA on (rows, heads, tokens, dim), the layout its CPU kernels take.
         out = F.scaled_dot_product_attention(
-            attn.split(attn.q_proj(h)),
-            cache.keys[:, :, :, :end],
-            cache.values[:, :, :, :end],
+            attn.query(h).flatten(0, 1),
+            cache.keys[:, :, :, :end].flatten(0, 1),
+            cache.values[:, :, :, :end].flatten(0, 1),
             is_causal=tokens > 1,  # a prompt's prefill starts at 0, so its causal mask is the square one
+            scale=1.0,
         )
-        x = x + attn.out_proj(attn.merge(out))
+        x = x + attn.out_proj(attn.merge(out.unflatten(0, (clips, beams))))
         cross = self.encoder_attn
         h = self.encoder_attn_layer_norm(x)
-        clips, beams = x.shape[:2]
         # A clip's beams x tokens become query positions against the one copy of its encoder states.
-        q = cross.split(cross.q_proj(h).flatten(1, 2))
-        out = F.scaled_dot_product_attention(q, cache.cross_keys, cache.cross_values)
+        q = cross.query(h.flatten(1, 2))
+        out = F.scaled_dot_product_attention(q, cache.cross_keys, cache.cross_values, scale=1.0)
         x = x + cross.out_proj(cross.merge(out).unflatten(1, (beams, tokens)))
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
 
