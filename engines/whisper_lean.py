@@ -263,7 +263,8 @@ def split_window(
     single_ending = is_ts[-2:] == [False, True]
     cuts = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
     if not cuts:
-        end_position = int(window_frames * FRAME_S / TIME_PRECISION)
+        # In float32, as transformers computes it from an integer tensor: 428 frames give 213, not 214 (4.26 s).
+        end_position = int(torch.tensor(window_frames) * FRAME_S / TIME_PRECISION)
         timestamps = [token for token, ts in zip(tokens, is_ts, strict=True) if ts]
         if timestamps and timestamps[-1] != timestamp_begin:
             end_position = timestamps[-1] - timestamp_begin
