@@ -225,8 +225,9 @@ class LeanWhisper(nn.Module):
                 LayerCache(
                     keys=encoded.new_zeros(shape),
                     values=encoded.new_zeros(shape),
-                    cross_keys=cross.split(cross.k_proj(encoded)),
-                    cross_values=cross.split(cross.v_proj(encoded)),
+                    # Contiguous (heads, frames, dim): SDPA's CPU kernel read the strided view at half speed.
+                    cross_keys=cross.split(cross.k_proj(encoded)).contiguous(),
+                    cross_values=cross.split(cross.v_proj(encoded)).contiguous(),
                 )
             )
         return caches
@@ -239,8 +240,12 @@ class LeanWhisper(nn.Module):
 
 def reorder_caches(caches: list[LayerCache], source: torch.Tensor, length: int) -> None:
     """Beam search's reorder: row b of each clip takes the first ``length`` positions of row ``source[clip, b]``."""
-    index = source[:, :, None, None, None]
+    clips, beams = source.shape
+    if torch.equal(source, torch.arange(beams, device=source.device).expand(clips, -1)):
+        return
+    # index_select on (clips x beams) rows: a fifth of gather's time with an expanded index here.
+    rows = (source + torch.arange(clips, device=source.device)[:, None] * beams).flatten()
     for cache in caches:
         for buffer in (cache.keys, cache.values):
-            part = buffer[:, :, :, :length]
-            part.copy_(part.gather(1, index.expand_as(part)))
+            part = buffer.flatten(0, 1)[:, :, :length]
+            part.copy_(part.index_select(0, rows))

@@ -70,11 +70,13 @@ class TokenRules:
         if special.max_initial_timestamp_index is not None:
             self.first_bias[special.timestamp_begin + special.max_initial_timestamp_index + 1 :] = -math.inf
 
-    def __call__(self, scores: torch.Tensor, generated: list[list[int]]) -> torch.Tensor:
-        """``scores`` (rows, vocab), each row after its ``generated`` tokens; returns the processed scores."""
+    def __call__(self, scores: torch.Tensor, generated: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``scores`` (rows, vocab), each row after its ``generated`` tokens -> (processed scores, their
+        log-softmax); the search needs both, and the rule that forces a timestamp computes the second anyway."""
         ts = self.special.timestamp_begin
         if not generated[0]:  # every row is at its first token
-            return scores + self.first_bias
+            scores = scores + self.first_bias
+            return scores, torch.log_softmax(scores, dim=-1)
         scores = scores + self.bias
         for row, seq in enumerate(generated):
             last_ts = seq[-1] >= ts
@@ -84,9 +86,9 @@ class TokenRules:
                     scores[row, ts:] = -math.inf  # a pair closed: text (or the end) next
                 else:
                     scores[row, : self.special.eot] = -math.inf  # an open timestamp: another timestamp or the end
-            timestamps = [token for token in seq if token >= ts]
-            if timestamps:
-                floor = timestamps[-1] if last_ts and not penultimate_ts else timestamps[-1] + 1
+            latest = next((token for token in reversed(seq) if token >= ts), None)
+            if latest is not None:  # timestamps never go back (nor repeat, but to close a pair)
+                floor = latest if last_ts and not penultimate_ts else latest + 1
                 scores[row, ts:floor] = -math.inf
         logprobs = torch.log_softmax(scores, dim=-1)
         timestamp_logprob = logprobs[:, ts:].logsumexp(dim=-1)
@@ -94,7 +96,8 @@ class TokenRules:
         force = timestamp_logprob > text_max
         if bool(force.any()):
             scores[force, :ts] = -math.inf
-        return scores
+            logprobs[force] = torch.log_softmax(scores[force], dim=-1)
+        return scores, logprobs
 
 
 def compression_ratio(tokens: list[int], vocab: int) -> float:
@@ -154,7 +157,7 @@ class WindowDecoder:
         logprob_sum = 0.0
         position = len(prompt)
         while True:
-            scores = self.rules(logits, [generated])
+            scores, logprobs = self.rules(logits, [generated])
             if temperature > 0:
                 scores = scores / temperature
                 kth = torch.topk(scores, SAMPLING_TOP_K, dim=-1).values[:, -1:]
@@ -163,7 +166,7 @@ class WindowDecoder:
                 logprob_sum += float(torch.log_softmax(scores * temperature, dim=-1)[0, token])
             else:
                 token = int(scores.argmax())
-                logprob_sum += float(torch.log_softmax(scores, dim=-1)[0, token])
+                logprob_sum += float(logprobs[0, token])
             generated.append(token)
             if token == self.special.eot or position + 1 >= max_length:
                 break
@@ -176,7 +179,7 @@ class WindowDecoder:
     ) -> WindowResult:
         caches, logits, no_speech = self.prefill(encoded, prompt, beams)
         device = encoded.device
-        eot, vocab = self.special.eot, logits.shape[-1]
+        eot = self.special.eot
         running: list[list[int]] = [[] for _ in range(beams)]
         running_logprob = [0.0] * beams  # the renormalised log-probs behind a window's avg_logprob
         running_scores = torch.full((beams,), -1e9, device=device)
@@ -185,14 +188,15 @@ class WindowDecoder:
         position = len(prompt)
         improvable = True
         while True:
-            logprobs = self.rules(torch.log_softmax(logits, dim=-1), running)
-            renormalised = torch.log_softmax(logprobs, dim=-1)
-            total = (logprobs + running_scores[:, None]).flatten()
-            top_scores, top_index = torch.topk(total, 2 * beams)
-            sources = (top_index // vocab).tolist()
-            tokens = (top_index % vocab).tolist()
-            top = top_scores.tolist()
-            renorm = renormalised.flatten()[top_index].tolist()
+            logprobs, renormalised = self.rules(torch.log_softmax(logits, dim=-1), running)
+            # The best 2 x beams continuations of all beams: the best of each row first (cheaper than one top-k
+            # over beams x vocab, the same candidates).
+            row_scores, row_tokens = torch.topk(logprobs + running_scores[:, None], 2 * beams, dim=-1)
+            top_scores, top_index = torch.topk(row_scores.flatten(), 2 * beams)
+            source_index = top_index // (2 * beams)
+            token_index = row_tokens.flatten()[top_index]
+            sources, tokens, top = source_index.tolist(), token_index.tolist(), top_scores.tolist()
+            renorm = renormalised[source_index, token_index].tolist()
             at_limit = position + 1 >= max_length
             length = position + 1 - len(prompt)
             next_rows: list[int] = []
