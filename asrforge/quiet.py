@@ -6,6 +6,7 @@ Called by entry points only (CLI, benchmark row processes), never on import: a l
 from __future__ import annotations
 
 import logging
+import sys
 
 # Harmless messages, each with why it appears:
 _HARMLESS = (
@@ -23,13 +24,31 @@ class _DropHarmless(logging.Filter):
 
 
 def quiet_third_party() -> None:
-    """Hide load progress bars and known-harmless warnings of transformers, torchao and torch."""
-    import transformers
+    """Hide load progress bars and known-harmless warnings of transformers, torchao and torch.
 
-    transformers.utils.logging.disable_progress_bar()
-    for handler in logging.getLogger("transformers").handlers:
-        handler.addFilter(_DropHarmless())
+    transformers is not imported for this (about 0.6 s, and a command on the whisper_lean engine never needs it):
+    if it is loaded already its logger is set now, else when an engine imports it (``quiet_transformers``)."""
+    global _REQUESTED
+    _REQUESTED = True
     # transformers imports torchao whenever it is installed; torchao then reports its CUDA-only kernels missing on a
     # CPU build, and torch warns about the enums it registers. Neither affects anything asrforge runs.
     for name in ("torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if "transformers" in sys.modules:
+        quiet_transformers()
+
+
+_REQUESTED = False
+
+
+def quiet_transformers() -> None:
+    """transformers' part of ``quiet_third_party``, where an entry point asked for it; engines call it after
+    importing transformers."""
+    if not _REQUESTED:
+        return
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    for handler in logging.getLogger("transformers").handlers:
+        if not any(isinstance(f, _DropHarmless) for f in handler.filters):
+            handler.addFilter(_DropHarmless())

@@ -39,6 +39,7 @@ from asrforge.engines.random_weights import cached_random_model
 from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.weights import RANDOM, random_id
 from asrforge.errors import UnsupportedOptionError
+from asrforge.quiet import quiet_transformers
 from asrforge.timing import StageTimer
 from asrforge.transcript import Segment, Transcript
 
@@ -120,6 +121,7 @@ class Qwen3ASREngine(TorchEngine):
     name = "qwen3_asr"
 
     def __init__(self, config: Qwen3ASREngineConfig):
+        quiet_transformers()  # where the entry point asked for it
         super().__init__(config)
         self.config: Qwen3ASREngineConfig = config
         self.random_weights = config.is_random()

@@ -31,6 +31,7 @@ from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.whisper_ct2 import checkpoint_for
 from asrforge.engines.whisper_segments import transcript_from_segments
 from asrforge.errors import UnsupportedOptionError
+from asrforge.quiet import quiet_transformers
 from asrforge.timing import StageTimer
 from asrforge.transcript import Transcript, Word
 
@@ -49,6 +50,8 @@ class WhisperEngine(TorchEngine):
 
     def __init__(self, config: WhisperConfig):
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        quiet_transformers()  # where the entry point asked for it: transformers is loaded from here on
 
         super().__init__(config)
         self.config: WhisperConfig = config

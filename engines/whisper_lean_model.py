@@ -10,7 +10,9 @@ encoder states for all its beams (beam_sharing's layout, here by construction). 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,7 +200,7 @@ class LeanWhisper(nn.Module):
     def from_checkpoint(cls, checkpoint: str | Path, dtype: torch.dtype = torch.float32) -> LeanWhisper:
         from safetensors.torch import load_file
 
-        with torch.device("meta"):
+        with _without_init():
             model = cls(WhisperDims.from_checkpoint(checkpoint))
         state = load_file(str(Path(checkpoint) / "model.safetensors"))
         state.setdefault("proj_out.weight", state["model.decoder.embed_tokens.weight"])
@@ -236,6 +238,20 @@ class LeanWhisper(nn.Module):
         """Next-token logits (clips, beams, vocab) after ``tokens`` (clips, beams, n) fed at ``position``."""
         hidden = self.model.decoder(tokens, caches, position)[:, :, -1:]
         return self.proj_out(hidden).squeeze(2).float()
+
+
+@contextlib.contextmanager
+def _without_init() -> Iterator[None]:
+    """Modules built with uninitialised weights, since the checkpoint replaces them all. Not the meta device: its
+    ``normal_`` goes through torch._refs, which imports torch._dynamo (a second of start-up)."""
+    saved = {name: getattr(nn.init, name) for name in ("kaiming_uniform_", "uniform_", "normal_")}
+    for name in saved:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
 
 
 def reorder_caches(caches: list[LayerCache], source: torch.Tensor, length: int) -> None:
