@@ -9,9 +9,12 @@ to give ``generate``'s tokens) and owns the rest: the network (engines/whisper_l
 (engines/whisper_features.py), the long-form window loop below and the tokenizer (the ``tokenizers`` library reading
 the checkpoint's tokenizer.json, which is what transformers' fast tokenizer wraps).
 
-What it leaves to the ``whisper`` engine (refused here with that pointer): word timestamps (cross-attention
-alignment) and beam ``patience``. A batch is decoded clip by clip: on a CPU batched beam search is slower than one
-clip at a time (conf/serving/default.yaml), and each clip then decodes exactly as it would alone.
+What it leaves to the ``whisper`` engine: decodes that ask for word timestamps (cross-attention alignment), a
+repetition penalty or n-gram blocking, and live streams that reuse their decoder state (the kv_reuse plugin) run on
+its ``companion()``, a whisper engine on the same weights with this engine's plugins, built (and transformers
+imported) on first use only. A batch is decoded clip by clip: on
+a CPU batched beam search is slower than one clip at a time (conf/serving/default.yaml), and each clip then decodes
+exactly as it would alone.
 """
 
 from __future__ import annotations
@@ -76,12 +79,27 @@ class WhisperLeanEngine(TorchEngine):
         self._languages = (
             frozenset(token[2:-2] for token in self.lang_to_id) if self.is_multilingual else frozenset({"en"})
         )
+        self._companion: TorchEngine | None = None
         self.watch_encoder()
+
+    def companion(self) -> TorchEngine:
+        """The whisper engine on these weights with this engine's plugins (at their conf defaults), built once on
+        first use: it decodes what this engine does not (word timestamps) and streams with kv_reuse."""
+        if self._companion is None:
+            from asrforge.engines.whisper import WhisperConfig
+            from asrforge.optimizations import assemble, make_plugins
+
+            config = WhisperConfig(
+                model=self.config.model, device=self.config.device, dtype=self.config.dtype, attn_implementation="sdpa"
+            )
+            self._companion = assemble(config, make_plugins(["eval_mode", *self.applied_plugins]))
+        return self._companion
 
     @property
     def capabilities(self) -> Capabilities:
+        # Word timestamps come from the companion (the whisper engine's cross-attention alignment).
         return Capabilities(
-            languages=self._languages, translate=self.is_multilingual, word_timestamps=False, window_s=WINDOW_S
+            languages=self._languages, translate=self.is_multilingual, word_timestamps=True, window_s=WINDOW_S
         )
 
     def encoder_module(self) -> torch.nn.Module:
@@ -92,21 +110,22 @@ class WhisperLeanEngine(TorchEngine):
 
     def check_options(self, options: DecodeOptions) -> None:
         super().check_options(options)
-        for field, unsupported in (("word_timestamps", options.word_timestamps), ("patience", options.patience != 1.0)):
-            if unsupported:
-                raise UnsupportedOptionError(
-                    f"{field} is not supported by the whisper_lean engine; the whisper engine has it", param=field
-                )
+        if options.patience != 1.0:
+            raise UnsupportedOptionError(
+                "patience is not supported by the whisper_lean engine (nor the whisper engine); the faster_whisper "
+                "engine has it",
+                param="patience",
+            )
         if options.no_speech_threshold is not None and options.log_prob_threshold is None:
             raise UnsupportedOptionError(
                 "no_speech_threshold needs log_prob_threshold (a window is skipped only when both say so)",
                 param="no_speech_threshold",
             )
-        if options.repetition_penalty != 1.0 or options.no_repeat_ngram_size:
-            raise UnsupportedOptionError(
-                "repetition_penalty and no_repeat_ngram_size are not supported by the whisper_lean engine; "
-                "the whisper engine has them"
-            )
+
+    @staticmethod
+    def needs_companion(options: DecodeOptions) -> bool:
+        """Whether ``options`` ask for what only the whisper engine's ``generate`` does."""
+        return options.word_timestamps or options.repetition_penalty != 1.0 or options.no_repeat_ngram_size > 0
 
     def text(self, tokens: Sequence[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t < self.special.eot], skip_special_tokens=False)
@@ -138,6 +157,10 @@ class WhisperLeanEngine(TorchEngine):
         return next(token[2:-2] for token, token_id in self.lang_to_id.items() if token_id == best)
 
     def decode(self, batch: Sequence[np.ndarray], options: DecodeOptions) -> list[Transcript]:
+        if self.needs_companion(options):
+            companion = self.companion()
+            companion.between_steps = self.between_steps  # the server's work still runs between its steps
+            return companion.decode(batch, options)
         transcripts = []
         for audio in batch:
             started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -26,6 +27,7 @@ from asrforge.serving.routers import audio, realtime, system
 from asrforge.serving.scheduler import InferenceScheduler
 from asrforge.serving.service import TranscriptionService
 from asrforge.serving.settings import ServerSettings
+from asrforge.serving.stream_engine import streaming_engine
 from asrforge.serving.translation import build_translator
 from asrforge.winner import resolve_combination
 
@@ -68,7 +70,9 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
             "SERVING RANDOM WEIGHTS (%s): %s transcribes noise; set engine.model to a checkpoint", weights, model_name
         )
     metrics = ServerMetrics()
-    scheduler = InferenceScheduler(source, settings.scheduler, metrics, warmup=settings.warmup)
+    # The realtime streaming engine is made before the server is ready: for whisper_lean it loads a companion model.
+    prepare = functools.partial(streaming_engine, incremental=settings.realtime.incremental)
+    scheduler = InferenceScheduler(source, settings.scheduler, metrics, warmup=settings.warmup, prepare=prepare)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -107,8 +107,10 @@ class InferenceScheduler:
         settings: SchedulerSettings | None = None,
         metrics: ServerMetrics | None = None,
         warmup: bool = True,
+        prepare: Callable[[BaseEngine], object] | None = None,
     ):
         self._engine_source = engine
+        self._prepare = prepare  # run on the loaded engine before the server is ready (e.g. its streaming copy)
         self.engine: BaseEngine | None = engine if isinstance(engine, BaseEngine) else None
         self.settings = settings or SchedulerSettings()
         self.metrics = metrics or ServerMetrics()
@@ -317,6 +319,8 @@ class InferenceScheduler:
                 self.max_batch_size = 1
             if self._warmup:
                 self._warm_up()
+            if self._prepare is not None:
+                self._prepare(self.engine)
             if str(self.engine.device).startswith("cpu") and hasattr(self.engine, "between_steps"):
                 self.engine.between_steps = self._between_steps
         except Exception as error:  # the reason is served to every request and /ready instead of a dead thread

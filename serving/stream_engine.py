@@ -4,7 +4,8 @@ An offline winner is chosen for files, so its plugin list seldom holds a streami
 re-decodes the whole growing utterance (cost grows with it) and could only run on idle engine time. ``kv_reuse``
 changes nothing but ``stream_session()`` (it is ``streaming_only``), so realtime sessions get a shallow copy of the
 served engine with it applied: the same model and weights, the scheduler still its one owner, the offline decode
-untouched. An engine it does not support (faster-whisper) keeps re-feeding."""
+untouched. whisper_lean streams through its companion (the whisper engine on the same weights and plugins, loaded
+once, before the server is ready). An engine it does not support (faster-whisper) keeps re-feeding."""
 
 from __future__ import annotations
 
@@ -29,11 +30,20 @@ def streaming_engine(engine: BaseEngine, incremental: bool = True) -> BaseEngine
     if cached is not None:
         return cached
     plugin = KVReuse()
+    base = engine
     reason = plugin.refusal(Target.from_engine(engine))
+    if reason is not None and hasattr(engine, "companion"):
+        # whisper_lean streams through its companion: the whisper engine on the same weights and plugins.
+        try:
+            base = engine.companion()
+            reason = plugin.refusal(Target.from_engine(base))
+        except Exception as error:  # partials then re-decode; the served engine itself is unaffected
+            log.exception("the streaming companion failed to load")
+            reason = f"its companion failed to load ({error})"
     if reason is not None:
         log.info("realtime partials re-decode each utterance: %s", reason)
         streaming = engine
     else:
-        streaming = plugin.apply(copy.copy(engine))  # a new stream_settings value on the copy; the model is shared
+        streaming = plugin.apply(copy.copy(base))  # a new stream_settings value on the copy; the model is shared
     _STREAMING[engine] = streaming
     return streaming

@@ -123,11 +123,25 @@ def test_between_steps_runs_during_a_decode(lean: WhisperLeanEngine, clips: dict
 
 
 def test_unsupported_options_are_refused_with_a_pointer(lean: WhisperLeanEngine, clips: dict) -> None:
-    for options in (DecodeOptions(word_timestamps=True), DecodeOptions(beam_size=5, patience=2.0)):
-        with pytest.raises(UnsupportedOptionError, match="the whisper engine has"):
-            lean.transcribe([clips["short"]], options)
+    with pytest.raises(UnsupportedOptionError, match="faster_whisper engine has it"):
+        lean.transcribe([clips["short"]], DecodeOptions(beam_size=5, patience=2.0))
     with pytest.raises(UnsupportedOptionError, match="translate"):
         lean.transcribe([clips["short"]], DecodeOptions(task="translate"))
+
+
+def test_word_timestamps_and_live_streams_come_from_the_companion(reference, lean, clips: dict) -> None:
+    """What the lean loop does not do runs on the whisper engine over the same weights: a user of the served
+    default still gets DTW word times and kv_reuse partials."""
+    from asrforge.serving.stream_engine import streaming_engine
+
+    options = DecodeOptions(word_timestamps=True)
+    ours, theirs = lean.transcribe([clips["jfk"]], options)[0], reference.transcribe([clips["jfk"]], options)[0]
+    words = [(w.word, w.start, w.end) for s in ours.segments for w in s.words]
+    assert words and words == [(w.word, w.start, w.end) for s in theirs.segments for w in s.words]
+    assert lean.capabilities.word_timestamps
+    streaming = streaming_engine(lean)
+    assert streaming.name == "whisper" and streaming.stream_settings.incremental
+    assert streaming.model is lean.companion().model  # a copy with kv_reuse on, sharing the companion's model
 
 
 def test_compression_ratio_and_window_split_follow_transformers() -> None:
