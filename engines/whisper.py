@@ -28,8 +28,8 @@ import torch
 from asrforge.constants import SAMPLE_RATE, UNSPACED_LANGUAGES
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
 from asrforge.engines.stream_session import IncrementalDecoder
+from asrforge.engines.whisper_common import check_decode_options, transcript_from_segments
 from asrforge.engines.whisper_ct2 import checkpoint_for
-from asrforge.engines.whisper_segments import transcript_from_segments
 from asrforge.errors import UnsupportedOptionError
 from asrforge.quiet import quiet_transformers
 from asrforge.timing import StageTimer
@@ -84,18 +84,7 @@ class WhisperEngine(TorchEngine):
 
     def check_options(self, options: DecodeOptions) -> None:
         super().check_options(options)
-        if options.patience != 1.0:
-            raise UnsupportedOptionError(
-                "patience is not supported by the whisper engine (transformers' beam search has none); "
-                "the faster_whisper engine has it",
-                param="patience",
-            )
-        if options.no_speech_threshold is not None and options.log_prob_threshold is None:
-            raise UnsupportedOptionError(
-                "no_speech_threshold needs log_prob_threshold on the whisper engine (transformers skips a window "
-                "only when both say so)",
-                param="no_speech_threshold",
-            )
+        check_decode_options(self.name, options)
 
     def incremental_decoder(self, options: DecodeOptions) -> IncrementalDecoder:
         from asrforge.engines.whisper_stream import WhisperIncrementalDecoder  # imports this module

@@ -31,11 +31,11 @@ import torch
 
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
+from asrforge.engines.whisper_common import check_decode_options, transcript_from_segments
 from asrforge.engines.whisper_ct2 import checkpoint_for
 from asrforge.engines.whisper_features import HOP_LENGTH, LogMel
 from asrforge.engines.whisper_lean_model import LeanWhisper
 from asrforge.engines.whisper_lean_search import SpecialTokens, WindowDecoder, compression_ratio
-from asrforge.engines.whisper_segments import transcript_from_segments
 from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer
 from asrforge.transcript import Transcript
@@ -110,17 +110,7 @@ class WhisperLeanEngine(TorchEngine):
 
     def check_options(self, options: DecodeOptions) -> None:
         super().check_options(options)
-        if options.patience != 1.0:
-            raise UnsupportedOptionError(
-                "patience is not supported by the whisper_lean engine (nor the whisper engine); the faster_whisper "
-                "engine has it",
-                param="patience",
-            )
-        if options.no_speech_threshold is not None and options.log_prob_threshold is None:
-            raise UnsupportedOptionError(
-                "no_speech_threshold needs log_prob_threshold (a window is skipped only when both say so)",
-                param="no_speech_threshold",
-            )
+        check_decode_options(self.name, options)
 
     @staticmethod
     def needs_companion(options: DecodeOptions) -> bool:
@@ -192,6 +182,10 @@ class WhisperLeanEngine(TorchEngine):
         init = self.init_tokens(language, options.task)
         prompt = self.prompt_ids(options.prompt) if options.prompt else None
         history: list[list[int]] = [prompt[1:]] if prompt else []  # the prompt counts as the first segment's text
+        if options.max_new_tokens is not None:
+            room = self.model.dims.max_target_positions - len(prompt or ()) - 4  # start, language, task, first token
+            if not 0 < options.max_new_tokens <= room:
+                raise UnsupportedOptionError(f"max_new_tokens must be in 1..{room} for this model and prompt")
         segments: list[RawSegment] = []
         condition = options.condition_on_previous_text
         decoder = WindowDecoder(self.model, special, self._between_steps if self.between_steps else None)

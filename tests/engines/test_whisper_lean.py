@@ -127,6 +127,9 @@ def test_unsupported_options_are_refused_with_a_pointer(lean: WhisperLeanEngine,
         lean.transcribe([clips["short"]], DecodeOptions(beam_size=5, patience=2.0))
     with pytest.raises(UnsupportedOptionError, match="translate"):
         lean.transcribe([clips["short"]], DecodeOptions(task="translate"))
+    with pytest.raises(UnsupportedOptionError, match="max_new_tokens"):
+        lean.transcribe([clips["short"]], DecodeOptions(max_new_tokens=10_000))
+    assert lean.transcribe([clips["jfk"]], DecodeOptions(max_new_tokens=5))[0].num_tokens <= 5
 
 
 def test_word_timestamps_and_live_streams_come_from_the_companion(reference, lean, clips: dict) -> None:

@@ -1,10 +1,29 @@
-"""A Whisper clip's ``Transcript`` from its decoded segments, shared by the whisper and whisper_lean engines."""
+"""What the whisper and whisper_lean engines share: the options both refuse, a clip's ``Transcript`` from segments."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from asrforge.engines.base import DecodeOptions
+from asrforge.errors import UnsupportedOptionError
 from asrforge.transcript import Segment, Transcript, Word
+
+
+def check_decode_options(engine: str, options: DecodeOptions) -> None:
+    """Refuse what transformers' Whisper decoding policy has no equivalent for (both engines follow it)."""
+    if options.patience != 1.0:
+        raise UnsupportedOptionError(
+            f"patience is not supported by the {engine} engine (transformers' beam search has none); "
+            "the faster_whisper engine has it",
+            param="patience",
+        )
+    if options.no_speech_threshold is not None and options.log_prob_threshold is None:
+        raise UnsupportedOptionError(
+            f"no_speech_threshold needs log_prob_threshold on the {engine} engine (a window is skipped only when "
+            "both say so)",
+            param="no_speech_threshold",
+        )
+
 
 # One decoded segment: its tokens (timestamps and specials included), start and end in seconds.
 RawSegment = tuple[Sequence[int], float, float]
