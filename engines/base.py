@@ -339,8 +339,17 @@ class TorchEngine(BaseEngine):
         from transformers import StoppingCriteriaList
 
         criteria = StoppingCriteriaList(kwargs.get("stopping_criteria") or [])
-        criteria.append(_BetweenSteps(self.between_steps, self))
+        criteria.append(_BetweenSteps(self))
         return {**kwargs, "stopping_criteria": criteria}
+
+    def run_between_steps(self) -> None:
+        """Run ``between_steps`` with the decode's stage timer put aside, so work done there (which may run the
+        encoder) is not booked to the decode."""
+        timer, self._timer = self._timer, None
+        try:
+            self.between_steps()
+        finally:
+            self._timer = timer
 
     def timed_generate(self, timer: StageTimer, **inputs: Any) -> torch.Tensor:
         """Run ``model.generate`` with this engine's ``generate_kwargs``; splits its time into encode and decode."""
@@ -355,17 +364,12 @@ class TorchEngine(BaseEngine):
 
 
 class _BetweenSteps:
-    """A stopping criterion that stops nothing: it runs ``hook`` between two decoding steps. The decode's stage timer
-    is put aside meanwhile, so work done there (which may run the encoder) is not booked to the decode."""
+    """A stopping criterion that stops nothing: it runs the engine's ``between_steps`` between two decoding steps
+    (``TorchEngine.run_between_steps``)."""
 
-    def __init__(self, hook: Callable[[], None], engine: TorchEngine):
-        self.hook = hook
+    def __init__(self, engine: TorchEngine):
         self.engine = engine
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
-        timer, self.engine._timer = self.engine._timer, None
-        try:
-            self.hook()
-        finally:
-            self.engine._timer = timer
+        self.engine.run_between_steps()
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)

@@ -35,7 +35,13 @@ from asrforge.engines.whisper_common import check_decode_options, transcript_fro
 from asrforge.engines.whisper_ct2 import checkpoint_for
 from asrforge.engines.whisper_features import HOP_LENGTH, LogMel
 from asrforge.engines.whisper_lean_model import LeanWhisper
-from asrforge.engines.whisper_lean_search import SpecialTokens, WindowDecoder, compression_ratio
+from asrforge.engines.whisper_lean_search import (
+    SpecialTokens,
+    TokenRules,
+    WindowDecoder,
+    WindowResult,
+    compression_ratio,
+)
 from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer
 from asrforge.transcript import Transcript
@@ -71,6 +77,7 @@ class WhisperLeanEngine(TorchEngine):
         self.tokenizer = Tokenizer.from_file(str(checkpoint / "tokenizer.json"))
         generation = json.loads((checkpoint / "generation_config.json").read_text())
         self.special = special_tokens(generation)
+        self.rules = TokenRules(self.special, self.model.dims.vocab_size, torch.device(self.device))
         self.is_multilingual = bool(generation.get("is_multilingual", False))
         self.lang_to_id: dict[str, int] = generation.get("lang_to_id") or {}
         self.task_to_id: dict[str, int] = generation.get("task_to_id") or {}
@@ -137,9 +144,9 @@ class WhisperLeanEngine(TorchEngine):
         window = torch.nn.functional.pad(window, (0, self.window_frames - window.shape[-1]))
         return self.model.model.encoder(self.to_device(window[None], self.torch_dtype))
 
-    def detect_language(self, features: torch.Tensor) -> str:
-        """The likeliest language token after ``<|startoftranscript|>`` for the first window (one decoder step)."""
-        encoded = self.encode(features, 0)
+    def detect_language(self, encoded: torch.Tensor) -> str:
+        """The likeliest language token after ``<|startoftranscript|>`` for the first window's encoder states (one
+        decoder step)."""
         caches = self.model.new_caches(encoded, 1, 1)
         logits = self.model.logits(torch.tensor([[[self.special.sot]]], device=encoded.device), caches, 0)[0, 0]
         ids = torch.tensor(sorted(self.lang_to_id.values()), device=logits.device)
@@ -160,9 +167,11 @@ class WhisperLeanEngine(TorchEngine):
                 with self.inference_context(), self._seeded(options.temperatures):
                     with timer.stage("features_s"):
                         features = self.log_mel(np.asarray(audio, dtype=np.float32))
-                    language = options.language or (self.detect_language(features) if self.is_multilingual else "en")
+                    # Detection reads the first window's encoder states, which its decode then reuses.
+                    first = self.encode(features, 0) if options.language is None and self.is_multilingual else None
+                    language = options.language or (self.detect_language(first) if first is not None else "en")
                     with timer.stage("generate_s"):
-                        segments = self.long_form(features, language, options)
+                        segments = self.long_form(features, language, options, first)
             finally:
                 self._timer = None
             timer.seconds["decode_s"] = timer.seconds.pop("generate_s") - timer.seconds.get("encode_s", 0.0)
@@ -175,9 +184,12 @@ class WhisperLeanEngine(TorchEngine):
             )
         return transcripts
 
-    def long_form(self, features: torch.Tensor, language: str, options: DecodeOptions) -> list[RawSegment]:
+    def long_form(
+        self, features: torch.Tensor, language: str, options: DecodeOptions, first: torch.Tensor | None = None
+    ) -> list[RawSegment]:
         """transformers' sequential long-form loop for one clip: window after window from ``seek``, each decoded down
-        the temperature ladder until it passes the thresholds, split at its timestamp pairs."""
+        the temperature ladder until it passes the thresholds, split at its timestamp pairs. ``first``: the first
+        window's encoder states, when already computed."""
         special = self.special
         init = self.init_tokens(language, options.task)
         prompt = self.prompt_ids(options.prompt) if options.prompt else None
@@ -188,7 +200,7 @@ class WhisperLeanEngine(TorchEngine):
                 raise UnsupportedOptionError(f"max_new_tokens must be in 1..{room} for this model and prompt")
         segments: list[RawSegment] = []
         condition = options.condition_on_previous_text
-        decoder = WindowDecoder(self.model, special, self._between_steps if self.between_steps else None)
+        decoder = WindowDecoder(self.model, self.rules, self.run_between_steps if self.between_steps else None)
         limit = self.model.dims.max_target_positions
         cut_off = limit // 2 - 1
         total_frames = features.shape[-1]
@@ -196,7 +208,7 @@ class WhisperLeanEngine(TorchEngine):
         while seek < total_frames:
             time_offset = seek * TIME_PRECISION / INPUT_STRIDE
             window_frames = min(total_frames - seek, self.window_frames)
-            encoded = self.encode(features, seek)
+            encoded = first if seek == 0 and first is not None else self.encode(features, seek)
             if condition and history:
                 previous = [t for tokens in history for t in _without_closing_timestamp(tokens, special)][-cut_off:]
                 decoder_input = [special.prev_sot, *previous, *init]
@@ -228,7 +240,7 @@ class WhisperLeanEngine(TorchEngine):
             seek += advance
         return segments
 
-    def needs_fallback(self, result, options: DecodeOptions) -> tuple[bool, bool]:
+    def needs_fallback(self, result: WindowResult, options: DecodeOptions) -> tuple[bool, bool]:
         """(decode this window again hotter, skip it as silence), as transformers' ``_need_fallback`` decides."""
         retry = skip = False
         threshold = options.compression_ratio_threshold
@@ -239,14 +251,6 @@ class WhisperLeanEngine(TorchEngine):
             if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold:
                 retry, skip = False, True
         return retry, skip
-
-    def _between_steps(self) -> None:
-        """The server's work between two steps, kept out of this decode's stage times."""
-        timer, self._timer = self._timer, None
-        try:
-            self.between_steps()
-        finally:
-            self._timer = timer
 
 
 def special_tokens(generation: dict) -> SpecialTokens:

@@ -225,8 +225,9 @@ class LeanWhisper(nn.Module):
             shape = (clips, beams, attn.heads, positions, attn.head_dim)
             caches.append(
                 LayerCache(
-                    keys=encoded.new_zeros(shape),
-                    values=encoded.new_zeros(shape),
+                    # Uninitialised: attention reads positions up to the last one written, never beyond.
+                    keys=encoded.new_empty(shape),
+                    values=encoded.new_empty(shape),
                     # Contiguous (heads, frames, dim): SDPA's CPU kernel read the strided view at half speed.
                     cross_keys=cross.split(cross.k_proj(encoded)).contiguous(),
                     cross_values=cross.split(cross.v_proj(encoded)).contiguous(),

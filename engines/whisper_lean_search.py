@@ -110,11 +110,11 @@ def compression_ratio(tokens: list[int], vocab: int) -> float:
 class WindowDecoder:
     """Decodes windows of one clip; ``between_steps`` runs between two steps (a server's short work)."""
 
-    def __init__(self, model: LeanWhisper, special: SpecialTokens, between_steps: Callable[[], None] | None = None):
+    def __init__(self, model: LeanWhisper, rules: TokenRules, between_steps: Callable[[], None] | None = None):
         self.model = model
-        self.special = special
+        self.rules = rules  # built once per engine: its masks span the vocabulary
+        self.special = rules.special
         self.max_positions = model.dims.max_target_positions
-        self.rules = TokenRules(special, model.dims.vocab_size, next(model.parameters()).device)
         self.between_steps = between_steps
 
     def prefill(
