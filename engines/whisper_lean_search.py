@@ -107,6 +107,17 @@ def compression_ratio(tokens: list[int], vocab: int) -> float:
     return len(data) / len(zlib.compress(data))
 
 
+def _with_prompt_extremes(hidden: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """The rows at ``positions`` of ``hidden`` (1, 1, prompt, width), then two rows holding the prompt's per-column
+    minima and maxima. ``generate`` computes the head on every prompt position, and an int8 head quantizes its input
+    with one scale from the whole input's range: the extra rows give the same range (so the same scale, the same
+    logits for the rows that matter) at the cost of two rows instead of the whole prompt."""
+    if hidden.shape[2] <= len(positions):
+        return hidden[:, :, positions]
+    extremes = torch.stack([hidden.amin(dim=2), hidden.amax(dim=2)], dim=2)
+    return torch.cat([hidden[:, :, positions], extremes], dim=2)
+
+
 class WindowDecoder:
     """Decodes windows of one clip; ``between_steps`` runs between two steps (a server's short work)."""
 
@@ -126,7 +137,7 @@ class WindowDecoder:
         hidden = self.model.model.decoder(tokens, caches, 0)[:, :1]  # one row: the beams are identical here
         sot = prompt.index(self.special.sot)
         positions = sorted({sot, len(prompt) - 1})
-        logits = self.model.proj_out(hidden[:, :, positions]).float()[0, 0]
+        logits = self.model.proj_out(_with_prompt_extremes(hidden, positions)).float()[0, 0, : len(positions)]
         no_speech = float(torch.softmax(logits[positions.index(sot)], dim=-1)[self.special.no_speech])
         return caches, logits[-1].expand(beams, -1), no_speech
 

@@ -105,6 +105,24 @@ def test_int8_equals_the_whisper_engines_int8(clips: dict) -> None:
         assert timed_text(ours.transcribe([audio], policy)[0]) == timed_text(theirs.transcribe([audio], policy)[0])
 
 
+def test_int8_prefill_sees_the_whole_prompts_range(clips: dict) -> None:
+    """generate computes the int8 head on every prompt position, with one activation scale from all of them; the lean
+    prefill computes two positions but must get that scale, or a conditioned window's first token can differ."""
+    from asrforge.engines.whisper_lean_search import WindowDecoder
+
+    lean8 = assemble(WhisperLeanConfig(model="tiny.en", device="cpu"), make_plugins(["int8_dynamic"]))
+    special = lean8.special
+    prompt = [special.prev_sot, 440, 1110, 345, 291, 2460, 13, special.sot]
+    with torch.no_grad():
+        encoded = lean8.encode(lean8.log_mel(clips["jfk"]), 0)
+        logits = WindowDecoder(lean8.model, lean8.rules).prefill(encoded, prompt, 1)[1][0]
+        hidden = lean8.model.model.decoder(torch.tensor([[prompt]]), lean8.model.new_caches(encoded, 1, 448), 0)
+        every_position = lean8.model.proj_out(hidden).float()[0, 0]
+        last_alone = lean8.model.proj_out(hidden[:, :, -1:]).float()[0, 0, 0]
+    assert torch.equal(logits, every_position[-1])
+    assert not torch.equal(last_alone, every_position[-1])  # the scale matters: what this test guards
+
+
 def test_batch_is_decoded_clip_by_clip(lean: WhisperLeanEngine, clips: dict) -> None:
     batch = [clips["short"], clips["jfk"]]
     alone = [lean.transcribe([audio])[0].text for audio in batch]
