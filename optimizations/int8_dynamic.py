@@ -29,6 +29,7 @@ import torch
 
 from asrforge.engines import TORCH_ENGINES
 from asrforge.engines.base import TorchEngine
+from asrforge.optimizations import int8_weights_cache
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
 TARGETS = ("encoder", "decoder", "lm_head")
@@ -45,6 +46,7 @@ class Int8Dynamic(Plugin):
     backend: str = "auto"  # "auto" | "torchao" | "fbgemm"
     per_channel: bool = True  # one weight scale per output row (as CTranslate2 does), not one per matrix
     per_sample: bool = True  # fbgemm: one activation scale per batch element, so batching changes no transcript
+    cache: bool = True  # fbgemm: quantized weights kept on disk (int8_weights_cache), a start only prepacks them
 
     def resolved_backend(self, device_type: str) -> str:
         if self.backend != "auto":
@@ -73,7 +75,9 @@ class Int8Dynamic(Plugin):
     def apply(self, engine: TorchEngine) -> TorchEngine:
         backend = self.resolved_backend(torch.device(engine.device).type)
         quantize = (
-            functools.partial(_quantize_fbgemm, per_channel=self.per_channel, per_sample=self.per_sample)
+            functools.partial(
+                _quantize_fbgemm, per_channel=self.per_channel, per_sample=self.per_sample, cache=self.cache
+            )
             if backend == "fbgemm"
             else _quantize_torchao
         )
@@ -97,22 +101,62 @@ class Int8Dynamic(Plugin):
 
 
 def _quantize_fbgemm(
-    module: torch.nn.Module, per_channel: bool, per_sample: bool = False, rows_per_sample: list[int] | None = None
+    module: torch.nn.Module,
+    per_channel: bool,
+    per_sample: bool = False,
+    rows_per_sample: list[int] | None = None,
+    cache: bool = False,
 ) -> torch.nn.Module:
     with warnings.catch_warnings():
         # torch marks torch.ao.quantization deprecated in favour of torchao, whose CPU path is the slow one here.
         warnings.simplefilter("ignore")
         quantization = torch.ao.quantization
         qconfig = quantization.per_channel_dynamic_qconfig if per_channel else quantization.default_dynamic_qconfig
-        if isinstance(module, torch.nn.Linear):
-            module = quantization.quantize_dynamic(torch.nn.Sequential(module), {torch.nn.Linear: qconfig})[0]
-        else:
-            module = quantization.quantize_dynamic(module, {torch.nn.Linear: qconfig}, inplace=True)
+        scheme = f"fbgemm {'per-channel' if per_channel else 'per-tensor'} qint8"
+        module = _swap_linears(module, qconfig, scheme, cache)
     if per_sample:
         for layer in [module, *module.modules()]:
             if isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
                 layer.forward = functools.partial(_per_sample, layer.forward, rows_per_sample or [1, 1])
     return module
+
+
+def _swap_linears(module: torch.nn.Module, qconfig, scheme: str, cache: bool) -> torch.nn.Module:
+    """``quantize_dynamic(module, {Linear: qconfig})``: every ``nn.Linear`` (exactly that type, as its mapping
+    matches) becomes fbgemm's dynamic int8 ``Linear``, the same weights and kernels; with ``cache``, the quantized
+    weights come from (or go to) int8_weights_cache instead of being quantized at every start."""
+    root = torch.nn.Sequential(module) if type(module) is torch.nn.Linear else module
+    linears = {name: layer for name, layer in root.named_modules() if type(layer) is torch.nn.Linear}
+    path = int8_weights_cache.entry_path(linears, scheme) if cache else None
+    weights = int8_weights_cache.load(path) if path is not None else None
+    if weights is None or weights.keys() != linears.keys():
+        weights = {name: _quantized_weight(layer, qconfig) for name, layer in linears.items()}
+        if path is not None:
+            int8_weights_cache.save(path, weights)
+    for name, layer in linears.items():
+        root.set_submodule(name, _dynamic_linear(layer, weights[name]))
+    return root[0] if root is not module else module
+
+
+def _quantized_weight(linear: torch.nn.Linear, qconfig) -> torch.Tensor:
+    """``Linear.from_float``'s weight: the qconfig's observer, then its scales and zero points."""
+    from torch.ao.nn.quantized.modules.utils import _quantize_weight
+
+    observer = qconfig.weight()
+    observer(linear.weight)
+    return _quantize_weight(linear.weight.float(), observer)
+
+
+def _dynamic_linear(linear: torch.nn.Linear, qweight: torch.Tensor) -> torch.nn.Module:
+    """``Linear.from_float``'s module with one weight prepack instead of three. Its constructor prepacks an empty
+    weight of the full shape before the real one is set (and its packed-params holder a 1x1 one): for tiny.en's 20-MB
+    head that wasted prepack alone cost 0.1 s of every start. A placeholder of shape 1x1 makes them free."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    layer = DynamicLinear(1, 1, dtype=qweight.dtype)
+    layer.in_features, layer.out_features = linear.in_features, linear.out_features
+    layer.set_weight_bias(qweight, linear.bias)
+    return layer
 
 
 def _per_sample(forward, beams: list[int], x: torch.Tensor) -> torch.Tensor:
