@@ -242,6 +242,11 @@ class BaseEngine(ABC):
         """This engine's per-stream incremental decoder, or None where it has none."""
         return None
 
+    def stream_companion(self) -> BaseEngine | None:
+        """Another engine over the same weights that streams live audio for this one where this one's runtime
+        cannot (whisper_lean: the whisper engine), loaded on first call; None where there is none."""
+        return None
+
     def check_options(self, options: DecodeOptions) -> None:
         caps = self.capabilities
         if options.task == "translate" and not caps.translate:
@@ -261,6 +266,10 @@ class TorchEngine(BaseEngine):
     encoder itself (Qwen3-ASR's prefill, Whisper's long-form windows). A plugin that swaps the encoder calls
     ``watch_encoder()`` again.
     """
+
+    # How a decoding step lays out a clip's beams: as consecutive rows of one batch (generate's layout: plugins that
+    # act per sample must group them), or in a dimension of their own (False: every row is one sample already).
+    beams_as_rows: ClassVar[bool] = True
 
     def __init__(self, config: EngineConfig):
         super().__init__(config)

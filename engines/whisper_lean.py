@@ -67,6 +67,7 @@ class RawSegment:
 
 class WhisperLeanEngine(TorchEngine):
     name = "whisper_lean"
+    beams_as_rows = False  # a step's hidden states are (clips, beams, tokens, width)
 
     def __init__(self, config: WhisperLeanConfig):
         from tokenizers import Tokenizer
@@ -88,6 +89,9 @@ class WhisperLeanEngine(TorchEngine):
         )
         self._companion: TorchEngine | None = None
         self.watch_encoder()
+
+    def stream_companion(self) -> TorchEngine:
+        return self.companion()  # its decodes with kv_reuse stream; this engine's loop has no incremental form
 
     def companion(self) -> TorchEngine:
         """The whisper engine on these weights with this engine's plugins (at their conf defaults), built once on

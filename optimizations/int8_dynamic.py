@@ -83,9 +83,8 @@ class Int8Dynamic(Plugin):
         )
         if backend == "fbgemm" and not self.per_sample:
             engine.batch_variance = "int8_dynamic (fbgemm) quantizes activations with one scale per batch"
-        if backend == "fbgemm" and self.per_sample and hasattr(engine.model, "generate"):
-            # Under generate a clip's beams are consecutive rows; whisper_lean keeps them in a dimension of their
-            # own, so there every row of a Linear's input is one sample already.
+        if backend == "fbgemm" and self.per_sample and engine.beams_as_rows:
+            # Under generate a clip's beams are consecutive rows, grouped by the call's record of them.
             quantize = functools.partial(quantize, rows_per_sample=_record_beams(engine.model))
         if "encoder" in self.targets:
             quantize(engine.encoder_module())

@@ -32,14 +32,17 @@ def streaming_engine(engine: BaseEngine, incremental: bool = True) -> BaseEngine
     plugin = KVReuse()
     base = engine
     reason = plugin.refusal(Target.from_engine(engine))
-    if reason is not None and hasattr(engine, "companion"):
+    if reason is not None:
         # whisper_lean streams through its companion: the whisper engine on the same weights and plugins.
         try:
-            base = engine.companion()
-            reason = plugin.refusal(Target.from_engine(base))
+            companion = engine.stream_companion()
         except Exception as error:  # partials then re-decode; the served engine itself is unaffected
             log.exception("the streaming companion failed to load")
             reason = f"its companion failed to load ({error})"
+        else:
+            if companion is not None:
+                base = companion
+                reason = plugin.refusal(Target.from_engine(base))
     if reason is not None:
         log.info("realtime partials re-decode each utterance: %s", reason)
         streaming = engine
