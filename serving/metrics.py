@@ -40,6 +40,11 @@ class ServerMetrics:
         self.inference_seconds = Histogram(
             "asrforge_inference_seconds", "Engine time per batch", buckets=LATENCY_BUCKETS, registry=r
         )
+        self.call_seconds = Counter(
+            "asrforge_model_call_seconds",
+            "Engine time in model calls other than batch decodes (realtime stream steps), inline ones included",
+            registry=r,
+        )
         self.audio_seconds = Counter("asrforge_audio_seconds_total", "Seconds of audio transcribed", registry=r)
         self.real_time_factor = Histogram(
             "asrforge_real_time_factor",

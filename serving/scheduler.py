@@ -507,6 +507,7 @@ class InferenceScheduler:
             return
         finally:
             elapsed = time.perf_counter() - started
+            self.metrics.call_seconds.inc(elapsed)
             with self._wakeup:
                 self.speed.other_work(elapsed)
                 self.fair.charge(job.priority, elapsed)

@@ -122,10 +122,16 @@ async def reference_transcripts(
 
 
 async def run_load(
-    target: Target, clips: Sequence[Clip], kinds: Sequence[str], args: argparse.Namespace, progress: Progress
-) -> tuple[list[Outcome], float, float]:
+    target: Target,
+    clips: Sequence[Clip],
+    kinds: Sequence[str],
+    args: argparse.Namespace,
+    progress: Progress,
+    metrics: httpx.AsyncClient,
+) -> tuple[list[Outcome], float, float, list[tuple[float, dict[str, float]]]]:
     """N clients, each sending its kind of request back to back (cycling through the files from its own offset)
-    until the window ends; in-flight requests get ``drain`` seconds more. Returns outcomes and the window."""
+    until the window ends; in-flight requests get ``drain`` seconds more. Returns outcomes, the window, and the
+    server's counters sampled about once a second (seconds since the start, counters)."""
     by_kind = requests(args.ws_speed, args.frame_ms)
     start = time.perf_counter()
     stop = start + args.duration
@@ -141,9 +147,12 @@ async def run_load(
     tasks = [asyncio.create_task(client(index, kind)) for index, kind in enumerate(kinds)]
     task = progress.add_task("load", total=args.duration)
     pending = set(tasks)
+    samples = [(0.0, await scrape_metrics(metrics))]
     while pending:
         _, pending = await asyncio.wait(pending, timeout=0.5)
         now = time.perf_counter()
+        if now - start - samples[-1][0] >= 1.0 or not pending:
+            samples.append((now - start, await scrape_metrics(metrics)))
         failed = sum(o.status != "ok" for o in outcomes)
         phase = "load" if now < stop else "drain"
         progress.update(
@@ -154,7 +163,23 @@ async def run_load(
     progress.remove_task(task)
     for finished in tasks:
         finished.result()  # a client that crashed is a bug in the load test: surface it
-    return outcomes, start, stop
+    return outcomes, start, stop, samples
+
+
+def busy_by_phase(samples: list[tuple[float, dict[str, float]]], window_s: float) -> dict[str, dict[str, float]]:
+    """The share of each phase's wall time the engine spent in batch decodes and in other model calls (stream
+    steps): where a throughput below the bare engine's goes (idle in the drain, partials, or neither)."""
+    cut = max((i for i, (t, _) in enumerate(samples) if t <= window_s), default=0)
+    phases = {"load": (samples[0], samples[cut]), "drain": (samples[cut], samples[-1])}
+    shares: dict[str, dict[str, float]] = {}
+    for phase, ((t0, a), (t1, b)) in phases.items():
+        if t1 - t0 >= 1.0:
+            shares[phase] = {
+                "wall_s": round(t1 - t0, 1),
+                "decodes": round((b["inference_sum"] - a["inference_sum"]) / (t1 - t0), 2),
+                "calls": round((b["call_sum"] - a["call_sum"]) / (t1 - t0), 2),
+            }
+    return shares
 
 
 async def measure(
@@ -173,7 +198,7 @@ async def measure(
             references = await reference_transcripts(target, clips, sorted(set(kinds), key=KINDS.index), progress)
             async with httpx.AsyncClient(base_url=target.base_url) as plain:
                 before = await scrape_metrics(plain)
-                outcomes, start, stop = await run_load(target, clips, kinds, args, progress)
+                outcomes, start, stop, samples = await run_load(target, clips, kinds, args, progress, plain)
                 after = await scrape_metrics(plain)
             overhead = None
             if args.overhead_requests > 0:
@@ -194,6 +219,8 @@ async def measure(
             "mean_batch": round((after["batch_sum"] - before["batch_sum"]) / decodes, 2) if decodes else None,
             "engine_busy": round((after["inference_sum"] - before["inference_sum"]) / wall, 2),
             "rejected_429": int(after["rejected"] - before["rejected"]),
+            "calls_busy": round((after["call_sum"] - before["call_sum"]) / wall, 2),
+            "busy_by_phase": busy_by_phase(samples, stop - start),
         },
         "mix": {kind: kinds.count(kind) for kind in KINDS},
         "overhead": overhead,

@@ -33,6 +33,7 @@ _METRICS = {
     "asrforge_inference_seconds_sum": "inference_sum",
     "asrforge_inference_seconds_count": "inference_count",
     "asrforge_rejected_total": "rejected",
+    "asrforge_model_call_seconds_total": "call_sum",
 }
 
 
