@@ -57,8 +57,10 @@ READING = (
     "its end are awaited); *vs bare engine* divides it by the bare engine's speed decoding every dev file once, one "
     "after another, with the server's default policy, in the same run. HTTP latency counts from a request's first "
     "attempt, the clients' waits after a 429 included; *admitted p95* counts from the attempt the server admitted "
-    "(what `serving.scheduler.max_wait_s` bounds). Mean batch (chunks per engine call) and engine busy (share of the "
-    "wall time the engine was decoding) come from the server's /metrics, WebSocket partials included. A mix-up is "
+    "(what `serving.scheduler.max_wait_s` bounds). Mean batch (chunks per engine call) and engine busy come from "
+    "the server's /metrics: busy is the share of the wall time the engine spent in batch decodes, then (since "
+    "2026-12-05) + the share in realtime stream steps (the partials' model calls), whose split between the load "
+    "window and the drain follows the table. A mix-up is "
     "an answer nearer another file's transcript than its own; any other mismatch differs from the lone-request "
     "transcript by a few words. Foreign CPU: the share of the machine other processes took meanwhile (above 10 % "
     "the timings are disturbed)."
@@ -86,7 +88,7 @@ def _batch(batch: Sequence[Mapping[str, Any]]) -> list[str]:
         md.rule("l" + "r" * 16),
     ]
     lines += [_result_row(record) for record in batch]
-    lines += [""] + [f"- {_name(r)}: {_verdict(r)}" for r in batch]
+    lines += [""] + [f"- {_name(r)}: {_verdict(r)}{_busy_phases(r)}" for r in batch]
     measured = [record for record in batch if record.get("overhead")]
     if measured:
         wait = settings.get("scheduler", {}).get("max_batch_wait_ms")
@@ -140,10 +142,28 @@ def _result_row(record: Mapping[str, Any]) -> str:
         _pair(latency.get("sse"), first=True),
         _pair(latency.get("ws"), first=True),
         _num((record.get("server_metrics") or {}).get("mean_batch"), 2),
-        md.share((record.get("server_metrics") or {}).get("engine_busy")),
+        _busy(record.get("server_metrics") or {}),
         md.share(record.get("foreign_cpu")),
     ]
     return md.row(cells)
+
+
+def _busy(metrics: Mapping[str, Any]) -> str:
+    decodes, calls = md.share(metrics.get("engine_busy")), metrics.get("calls_busy")
+    return decodes if calls is None else f"{decodes} + {md.share(calls)}"
+
+
+def _busy_phases(record: Mapping[str, Any]) -> str:
+    phases = (record.get("server_metrics") or {}).get("busy_by_phase") or {}
+    parts = [
+        f"{PHASES.get(name, name)} ({p['wall_s']:g} s): decodes {md.share(p['decodes'])}, stream steps "
+        f"{md.share(p['calls'])}"
+        for name, p in phases.items()
+    ]
+    return f"; engine time in the {'; in the '.join(parts)}" if parts else ""
+
+
+PHASES = {"load": "load window", "drain": "drain"}
 
 
 def _overhead_row(record: Mapping[str, Any]) -> str:
