@@ -81,9 +81,11 @@ cli-report: $(STAMP)
 diarization-report: $(STAMP)
 	$(BIN)/asrforge run diarization $(ARGS)
 
-# The shrink study: encoder-window margins and decoder-layer subsets against the CPU winner, interleaved; appends to
-# reports/cpu/shrink.jsonl and renders reports/cpu/shrink.md (one curve per lever). ARGS="--threads 2" etc.
+# The shrink study: encoder-window margins, decoder-layer subsets and pruned attention heads against the CPU winner,
+# interleaved; appends to reports/cpu/shrink.jsonl and renders reports/cpu/shrink.md (one curve per lever).
+# ARGS="--threads 2" etc.
 .PHONY: shrink
 shrink: $(STAMP)
 	$(BIN)/asrforge run shrink encoder_window --trials 2 $(ARGS)
 	$(BIN)/asrforge run shrink decoder_layers --trials 1 --no-long --max-new-tokens 96 $(ARGS)
+	$(BIN)/asrforge run shrink attention_heads --trials 2 $(ARGS)

@@ -14,8 +14,8 @@ BaseEngine
 - ``stats[plugin name]``: counters for the benchmark record (e.g. draft acceptance); plain JSON values.
 - ``decode``: may be wrapped (an instance attribute calling the previous one) to change how a batch is split or
   padded before the model sees it (shape buckets, one clip at a time); the transcripts keep the batch's order.
-- ``applied_plugins``: appended by ``compose`` only, never by a plugin. A plugin may keep what it owns on the engine
-  under an attribute named after it (``speculative_draft``).
+- ``applied_plugins`` (names) and ``plugins`` (the objects): appended by ``compose`` only, never by a plugin. A plugin
+  may keep what it owns on the engine under an attribute named after it (``speculative_draft``).
 
 TorchEngine
 - ``model``: may be changed in place (attention implementation, quantized or compiled modules) if the outputs stay
@@ -198,6 +198,7 @@ class BaseEngine(ABC):
         self.model: torch.nn.Module | None = None
         self.output_hooks: list[OutputHook] = []
         self.applied_plugins: list[str] = []
+        self.plugins: list[Any] = []  # the applied plugin objects, settings included (compose appends them too)
         # Why a clip decoded in a batch may come out differently from the same clip alone (None: it cannot). A
         # plugin that breaks batch invariance says so here; the server then batches only if told it may.
         self.batch_variance: str | None = None

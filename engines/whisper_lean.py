@@ -94,7 +94,7 @@ class WhisperLeanEngine(TorchEngine):
         return self.companion()  # its decodes with kv_reuse stream; this engine's loop has no incremental form
 
     def companion(self) -> TorchEngine:
-        """The whisper engine on these weights with this engine's plugins (at their conf defaults), built once on
+        """The whisper engine on these weights with this engine's plugins (their settings too), built once on
         first use: it decodes what this engine does not (word timestamps) and streams with kv_reuse."""
         if self._companion is None:
             from asrforge.engines.whisper import WhisperConfig
@@ -103,7 +103,7 @@ class WhisperLeanEngine(TorchEngine):
             config = WhisperConfig(
                 model=self.config.model, device=self.config.device, dtype=self.config.dtype, attn_implementation="sdpa"
             )
-            self._companion = assemble(config, make_plugins(["eval_mode", *self.applied_plugins]))
+            self._companion = assemble(config, [*make_plugins(["eval_mode"]), *self.plugins])
         return self._companion
 
     @property

@@ -8,6 +8,7 @@ checks the whole combination and applies it; ``assemble(config, plugins)`` loads
 from __future__ import annotations
 
 from asrforge.optimizations import (  # noqa: F401  (imported to register the plugins)
+    attention_heads,
     beam_sharing,
     cached_logit_masks,
     causal_encoder,

@@ -139,4 +139,5 @@ def compose(engine: BaseEngine, plugins: Sequence[Plugin]) -> BaseEngine:
     for plugin in application_order(plugins):
         engine = plugin.apply(engine)
         engine.applied_plugins.append(plugin.name)
+        engine.plugins.append(plugin)
     return engine

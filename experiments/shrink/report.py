@@ -11,6 +11,7 @@ part only.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -55,7 +56,7 @@ def speed_ratio(records: Sequence[dict], setting: str, reference: str) -> float 
 def summarise(records: Sequence[dict]) -> list[dict]:
     """One row per setting of one run: speed ratio, WER per part and band, changed files, long-form verdict."""
     reference = next(r["setting"] for r in records if r["reference_setting"])
-    settings = sorted({r["setting"] for r in records}, key=lambda name: (name != reference, name))
+    settings = sorted({r["setting"] for r in records}, key=lambda name: (name != reference, _natural(name)))
     first = [r for r in records if r["trial"] == 0]
     ref_text = {r["file"]: r["text"] for r in first if r["setting"] == reference}
     rows = []
@@ -92,6 +93,12 @@ def admitted(rows: Sequence[dict], tolerance: float) -> dict | None:
         and row["wer_tuning"] <= base["wer_tuning"] + tolerance
     ]
     return min(ok, key=lambda row: row["speed_ratio"] or 1.0) if ok else None
+
+
+def _natural(name: str) -> list:
+    """Sort key reading the numbers in a setting's name as numbers ("3 heads" before "12 heads")."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", name)
+    return [(0, float(part), "") if part[:1].isdigit() else (1, 0.0, part) for part in parts]
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -132,6 +139,14 @@ def render_lever(lever: str, threads: int, records: Sequence[dict], out_dir: Pat
         )
     pick = admitted(rows, tolerance)
     base = next(row for row in rows if row["reference"])
+    pruned = {
+        r["setting"]: r["plugin_settings"]["attention_heads"]["prune"]
+        for r in records
+        if "attention_heads" in (r.get("plugin_settings") or {})
+    }
+    if pruned:
+        lines += ["", "Heads pruned (module: head indices):", ""]
+        lines += [f"- {name}: " + "; ".join(f"`{m}` {h}" for m, h in heads.items()) for name, heads in pruned.items()]
     lines += [
         "",
         f"Within the tolerance ({tolerance:g} WER points over the winner on the tuning part, conf/bench.yaml): "
@@ -178,10 +193,13 @@ def render(records: Sequence[dict], out_dir: Path) -> str:
         "the same run. Greedy decoding, timestamps on, real Whisper tiny.en weights. The tuning/test split is "
         "`experiments/shrink/split.py` (by file-name hash); choices read the tuning part only.",
         "",
-        "The winner search (`asrforge bench`, conf/matrix/cpu.yaml) sees the levers as the singles `encoder_window` "
-        "and `decoder_layers` and the combination `cpu-int8-window`; it admits a row only within its WER tolerance, "
-        "so a lossy lever becomes the served default only where its WER holds. Not measured here: a distilled "
-        "decoder (not trained), attention-head pruning (not built), the pruned decoder as a draft for assisted "
+        "The winner search (`asrforge bench`, conf/matrix/cpu.yaml) sees the levers as the singles `encoder_window`, "
+        "`decoder_layers` and `attention_heads` and the combinations `cpu-int8-window` and `cpu-lean-int8-heads`; it "
+        "admits a row only within its WER tolerance, so a lossy lever becomes the served default only where its WER "
+        "holds. Attention heads are ranked on the tuning part alone (experiments/shrink/heads.py: the rise in the "
+        "teacher-forced loss of the model's own transcripts when one head is masked; word-timing heads never "
+        "pruned). Not measured here: a distilled decoder (not trained: the only speech on these machines is the "
+        "evaluation set, four minutes of it in the tuning part), the pruned decoder as a draft for assisted "
         "decoding (tried by hand only: identical output, slower, as the draft re-runs the encoder and costs 3/4 of "
         "the target per token).",
         "",

@@ -56,11 +56,28 @@ def _layers(keep: list[int]) -> Setting:
     return Setting(f"decoder layers {keep}", [*WINNER, "decoder_layers"], {"decoder_layers": node})
 
 
+def _heads(prune: dict[str, list[int]]) -> Setting:
+    node = {"_target_": "asrforge.optimizations.attention_heads.AttentionHeads", "prune": prune}
+    count = sum(len(heads) for heads in prune.values())
+    return Setting(f"{count} least important heads pruned", [*WINNER, "attention_heads"], {"attention_heads": node})
+
+
+def _head_settings(tuning: list[Path]) -> list[Setting]:
+    """The attention_heads curve: the least important heads, ranked on the tuning files alone (heads.py)."""
+    from asrforge.experiments.shrink.heads import prune_map, rank_heads
+
+    ranking = rank_heads([load_audio(path) for path in tuning])
+    print("least important heads (loss rise, nats):", [(s.path, s.head, s.loss_rise) for s in ranking[: HEADS[-1]]])
+    return [_heads(prune_map(ranking, count)) for count in HEADS]
+
+
+HEADS = (3, 6, 12, 18)  # of tiny.en's 72 (24 encoder, 24 decoder self-, 24 cross-attention)
 REFERENCE = Setting("winner", WINNER)
 LEVERS: dict[str, list[Setting]] = {
     "encoder_window": [_window(1.0, stop=False), *(_window(m) for m in (0.5, 1.0, 2.0))],
     # tiny.en has 4 decoder layers; dropping the first one gave no words at all on JFK, so it is not in the curve.
     "decoder_layers": [_layers(keep) for keep in ([0, 1, 2], [0, 1, 3], [0, 2, 3])],
+    "attention_heads": [],  # ranked at run time (_head_settings)
 }
 
 
@@ -77,7 +94,9 @@ def run(
     above the longest reference transcript so the reference setting is untouched."""
     torch.set_num_threads(threads)
     options = DecodeOptions(max_new_tokens=max_new_tokens)
-    settings = [REFERENCE, *LEVERS[lever]]
+    dataset = load_manifest(eval_data_dir() / "dev/manifest.jsonl", name="dev")
+    tuning = [u.audio for u in dataset.utterances if part_of(u.audio.name) == "tuning"]
+    settings = [REFERENCE, *(LEVERS[lever] or _head_settings(tuning))]
     engines = {}
     load_s = {}
     for setting in settings:
@@ -86,7 +105,6 @@ def run(
         combination.settings = setting.settings
         engines[setting.label] = combination.load()
         load_s[setting.label] = time.perf_counter() - started
-    dataset = load_manifest(eval_data_dir() / "dev/manifest.jsonl", name="dev")
     audio = {u.audio.name: load_audio(u.audio) for u in dataset.utterances}
     for engine in engines.values():  # one untimed pass so no setting pays first-call costs in the timings
         engine.transcribe([next(iter(audio.values()))])
@@ -125,6 +143,7 @@ def run(
                         "text": transcript.text,
                         "reference": utterance.text,
                         "load_s": round(load_s[setting.label], 2),
+                        "plugin_settings": setting.settings,
                     }
                 )
     if long_form:

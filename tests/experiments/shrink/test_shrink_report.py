@@ -64,3 +64,18 @@ def test_report_names_its_command_and_the_admitted_setting(tmp_path):
     assert "python -m asrforge.experiments.shrink.report" in text
     assert "**slower exact** at 0.700x" in text
     assert (tmp_path / "shrink_encoder_window_1t.png").stat().st_size > 0
+
+
+def test_settings_are_ordered_by_their_numbers_and_pruned_heads_are_listed(tmp_path):
+    records = []
+    for setting, prune in (("winner", None), ("12 heads", {"decoder.layers.1.self_attn": [0, 3]}), ("3 heads", {})):
+        for file, part in (("a.wav", "tuning"), ("b.wav", "test")):
+            record = _record(setting, file, part, 0, 100, "the cat sat on the mat", setting == "winner")
+            record["lever"] = "attention_heads"
+            if prune is not None:
+                node = {"_target_": "asrforge.optimizations.attention_heads.AttentionHeads", "prune": prune}
+                record["plugin_settings"] = {"attention_heads": node}
+            records.append(record)
+    text = render(records, tmp_path)
+    assert text.index("| 3 heads |") < text.index("| 12 heads |")
+    assert "- 12 heads: `decoder.layers.1.self_attn` [0, 3]" in text
