@@ -69,7 +69,8 @@ def render_markdown(records: Sequence[BenchRecord], winner: dict | None = None) 
         "both ratios compare rows of the same policy only (`<row>@<policy>` rows are re-runs at another policy). "
         "Where the dataset has a split (`split.tune` in `conf/dataset/`), the winner is chosen on the *tuning* part "
         "alone: fastest tuning-part p50 whose paired-bootstrap 95 % interval of the WER difference to the baseline "
-        "(`tune Δ`) includes 0 or lies below it; `test WER` is the *test* part, which no choice reads, with a 95 % "
+        "(`tune Δ`) lies below `bench.wer_tolerance_points` (until 2026-12-05: includes 0 or lies below it); "
+        "`test WER` is the *test* part, which no choice reads, with a 95 % "
         "bootstrap interval over files.",
     ]
     plotted: set[str] = set()

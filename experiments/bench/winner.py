@@ -1,6 +1,7 @@
 """Winner selection: per device and decoding policy, the fastest row that costs no accuracy against the unoptimised
 baseline, judged on the dataset's *tuning* part only: its p50 over the tuning files, and a paired bootstrap over those
-files (the 95 % interval of the WER difference to the baseline includes 0 or lies below it). The test part never
+files (the 95 % interval of the WER difference to the baseline lies below the tolerance, ``wer_tolerance_points``:
+non-inferiority, bootstrap.costs_no_accuracy). The test part never
 takes part in the choice; the report scores every row on it. Records without a split or without per-file error
 counts (random weights) fall back to the whole-set p50 and a WER tolerance in points.
 
@@ -31,7 +32,11 @@ def select_winner(records: Sequence[BenchRecord], tolerance_points: float) -> Be
         return None
     candidates = [r for r in records if r.measured and not r.reference and r.policy == baseline.policy]
     if has_split(baseline) and part_files(baseline, "tune"):
-        eligible = [r for r in candidates if (d := difference_to(r, baseline, "tune")) and costs_no_accuracy(d)]
+        eligible = [
+            r
+            for r in candidates
+            if (d := difference_to(r, baseline, "tune")) and costs_no_accuracy(d, tolerance_points)
+        ]
         return min(eligible, key=lambda record: part_p50(record, "tune"), default=None)
     eligible = [r for r in candidates if within_tolerance(r, baseline, tolerance_points)]
     return min(eligible, key=lambda record: record.p50, default=None)

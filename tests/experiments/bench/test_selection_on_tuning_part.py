@@ -29,8 +29,8 @@ def test_a_row_that_only_looks_good_on_the_test_part_cannot_win(make_record):
     baseline = with_files(make_record("baseline", 1000.0), [1, 1, 1, 1], [1, 1, 1, 1], 1000, 1000)
     # Fast on the tuning files but clearly worse there; perfect on the test part: selection must not see that.
     cheat = with_files(make_record("cheat", 100.0), [4, 5, 4, 5], [0, 0, 0, 0], 100, 100)
-    honest = with_files(make_record("honest", 600.0), [1, 2, 1, 1], [3, 3, 3, 3], 600, 600)
-    assert select_winner([baseline, cheat, honest], tolerance_points=100.0).row == "honest"
+    honest = with_files(make_record("honest", 600.0), [1, 1, 1, 1], [3, 3, 3, 3], 600, 600)
+    assert select_winner([baseline, cheat, honest], tolerance_points=0.3).row == "honest"
 
 
 def test_speed_for_selection_is_the_tuning_part_p50(make_record):
@@ -50,9 +50,13 @@ def test_a_row_of_another_decoding_policy_never_wins(make_record):
 
 def test_paired_bootstrap_interval():
     same = paired_difference([1, 2, 0, 3], [1, 2, 0, 3], [10, 12, 8, 9])
-    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0) and costs_no_accuracy(same)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0) and costs_no_accuracy(same, 0.3)
     worse = paired_difference([3, 4, 2, 5, 3, 4], [1, 2, 0, 3, 1, 2], [10] * 6)
-    assert worse.low > 0 and not costs_no_accuracy(worse)
+    assert worse.low > 0 and not costs_no_accuracy(worse, 0.3)
+    # Worse on average, one file better: the interval includes 0, yet nothing shows the cost is within tolerance
+    # (the pruned-heads row that won a bench on 11 tuning files this way).
+    unproven = paired_difference([0, 9, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], [20] * 6)
+    assert unproven.low <= 0 < unproven.value and not costs_no_accuracy(unproven, 0.3)
     rate_ = corpus_rate([1, 0, 2, 5], [10, 10, 10, 10])
     assert rate_.value == 20.0 and rate_.low < 20.0 < rate_.high
 
