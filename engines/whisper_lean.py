@@ -82,6 +82,8 @@ class WhisperLeanEngine(TorchEngine):
         self.is_multilingual = bool(generation.get("is_multilingual", False))
         self.lang_to_id: dict[str, int] = generation.get("lang_to_id") or {}
         self.task_to_id: dict[str, int] = generation.get("task_to_id") or {}
+        # The cross-attention heads the companion times words with ([layer, head]); attention_heads must spare them.
+        self.alignment_heads: list[list[int]] = generation.get("alignment_heads") or []
         self.log_mel = LogMel(self.model.dims.num_mel_bins)
         self.window_frames = self.model.dims.max_source_positions * INPUT_STRIDE
         self._languages = (

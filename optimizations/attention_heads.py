@@ -24,8 +24,6 @@ from asrforge.engines.base import TorchEngine
 from asrforge.errors import ConfigError
 from asrforge.optimizations.base import Plugin, Requirements, Target, register
 
-ATTENTION_KINDS = ("self_attn", "encoder_attn")
-
 
 @register
 @dataclass(frozen=True)
@@ -47,15 +45,8 @@ class AttentionHeads(Plugin):
             parts = path.split(".")
             if len(parts) != 4 or parts[0] not in ("encoder", "decoder") or parts[1] != "layers":
                 return f"attention_heads: {path!r} is not '<encoder|decoder>.layers.<N>.<self_attn|encoder_attn>'"
-            if (
-                not parts[2].isdigit()
-                or parts[3] not in ATTENTION_KINDS
-                or (parts[0], parts[3])
-                == (
-                    "encoder",
-                    "encoder_attn",
-                )
-            ):
+            known = parts[3] == "self_attn" or (parts[0], parts[3]) == ("decoder", "encoder_attn")
+            if not parts[2].isdigit() or not known:
                 return f"attention_heads: {path!r} names no attention layer of Whisper"
             if len(set(heads)) != len(heads) or any(h < 0 for h in heads):
                 return f"attention_heads: {path} lists heads {list(heads)}: distinct indices >= 0 expected"
@@ -83,7 +74,7 @@ class AttentionHeads(Plugin):
                 layer = int(path.split(".")[2])
                 renumber = {old: new for new, old in enumerate(h for h in range(count) if h not in heads)}
                 alignment = [[at, renumber[h]] if at == layer else [at, h] for at, h in alignment]
-        if alignment:
+        if alignment and hasattr(engine.model, "generation_config"):
             engine.model.generation_config.alignment_heads = alignment
         return engine
 
@@ -122,5 +113,8 @@ def _heads(attention: nn.Module) -> int:
 
 
 def _alignment_heads(engine: TorchEngine) -> list[list[int]]:
+    """transformers' generation config holds them (and word timing reads them there); the lean engine keeps the
+    checkpoint's list for its companion, which prunes (and renumbers) on its own."""
     generation = getattr(engine.model, "generation_config", None)
-    return [list(pair) for pair in (getattr(generation, "alignment_heads", None) or [])]
+    heads = getattr(generation, "alignment_heads", None) or getattr(engine, "alignment_heads", None) or []
+    return [list(pair) for pair in heads]
