@@ -28,9 +28,13 @@ import torch
 from asrforge.constants import SAMPLE_RATE, UNSPACED_LANGUAGES
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
 from asrforge.engines.stream_session import IncrementalDecoder
-from asrforge.engines.whisper_common import check_decode_options, transcript_from_segments
+from asrforge.engines.whisper_common import (
+    RawSegment,
+    check_decode_options,
+    check_max_new_tokens,
+    transcript_from_segments,
+)
 from asrforge.engines.whisper_ct2 import checkpoint_for
-from asrforge.errors import UnsupportedOptionError
 from asrforge.quiet import quiet_transformers
 from asrforge.timing import StageTimer
 from asrforge.transcript import Transcript, Word
@@ -155,10 +159,8 @@ class WhisperEngine(TorchEngine):
         if options.prompt:
             kwargs["prompt_ids"] = self.prompt_ids(options.prompt)
             prompt_length = len(kwargs["prompt_ids"])
+        check_max_new_tokens(options, self.model.config.max_target_positions, prompt_length)
         if options.max_new_tokens is not None:
-            room = self.model.config.max_target_positions - prompt_length - 4  # start, language, task, first token
-            if not 0 < options.max_new_tokens <= room:
-                raise UnsupportedOptionError(f"max_new_tokens must be in 1..{room} for this model and prompt")
             kwargs["max_new_tokens"] = options.max_new_tokens
         if self.is_multilingual:
             kwargs["task"] = options.task
@@ -206,7 +208,7 @@ class WhisperEngine(TorchEngine):
         self, raw_segments: list[dict], language: str, duration: float, timings: dict[str, float], with_words: bool
     ) -> Transcript:
         """One clip's transcript from transformers' long-form segments."""
-        pieces = [(raw["tokens"].tolist(), float(raw["start"]), float(raw["end"])) for raw in raw_segments]
+        pieces = [RawSegment(raw["tokens"].tolist(), float(raw["start"]), float(raw["end"])) for raw in raw_segments]
 
         def words_of(index: int, start: float, end: float) -> tuple[Word, ...]:
             times = raw_segments[index]["token_timestamps"].tolist()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from asrforge.engines.base import DecodeOptions
 from asrforge.errors import UnsupportedOptionError
@@ -25,8 +26,21 @@ def check_decode_options(engine: str, options: DecodeOptions) -> None:
         )
 
 
-# One decoded segment: its tokens (timestamps and specials included), start and end in seconds.
-RawSegment = tuple[Sequence[int], float, float]
+def check_max_new_tokens(options: DecodeOptions, max_target_positions: int, prompt_length: int) -> None:
+    """A ``max_new_tokens`` the decoder's context can hold after the prompt and the start tokens."""
+    if options.max_new_tokens is None:
+        return
+    room = max_target_positions - prompt_length - 4  # start, language, task, first token
+    if not 0 < options.max_new_tokens <= room:
+        raise UnsupportedOptionError(f"max_new_tokens must be in 1..{room} for this model and prompt")
+
+
+class RawSegment(NamedTuple):
+    """One decoded segment: its tokens (timestamps and specials included), start and end in seconds."""
+
+    tokens: Sequence[int]
+    start: float
+    end: float
 
 
 def transcript_from_segments(

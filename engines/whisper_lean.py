@@ -31,7 +31,12 @@ import torch
 
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
-from asrforge.engines.whisper_common import check_decode_options, transcript_from_segments
+from asrforge.engines.whisper_common import (
+    RawSegment,
+    check_decode_options,
+    check_max_new_tokens,
+    transcript_from_segments,
+)
 from asrforge.engines.whisper_ct2 import checkpoint_for
 from asrforge.engines.whisper_features import HOP_LENGTH, LogMel
 from asrforge.engines.whisper_lean_model import LeanWhisper
@@ -42,7 +47,6 @@ from asrforge.engines.whisper_lean_search import (
     WindowResult,
     compression_ratio,
 )
-from asrforge.errors import UnsupportedOptionError
 from asrforge.timing import StageTimer
 from asrforge.transcript import Transcript
 
@@ -56,13 +60,6 @@ FRAME_S = HOP_LENGTH / SAMPLE_RATE  # seconds per mel frame
 class WhisperLeanConfig(EngineConfig):
     engine: ClassVar[str] = "whisper_lean"
     model: str = "tiny.en"
-
-
-@dataclass
-class RawSegment:
-    tokens: list[int]
-    start: float
-    end: float
 
 
 class WhisperLeanEngine(TorchEngine):
@@ -182,11 +179,9 @@ class WhisperLeanEngine(TorchEngine):
                 self._timer = None
             timer.seconds["decode_s"] = timer.seconds.pop("generate_s") - timer.seconds.get("encode_s", 0.0)
             duration = len(audio) / SAMPLE_RATE
-            pieces = [(s.tokens, s.start, s.end) for s in segments]
+            timings = timer.report(time.perf_counter() - started)
             transcripts.append(
-                transcript_from_segments(
-                    pieces, self.text, self.special.eot, language, duration, timer.report(time.perf_counter() - started)
-                )
+                transcript_from_segments(segments, self.text, self.special.eot, language, duration, timings)
             )
         return transcripts
 
@@ -200,10 +195,7 @@ class WhisperLeanEngine(TorchEngine):
         init = self.init_tokens(language, options.task)
         prompt = self.prompt_ids(options.prompt) if options.prompt else None
         history: list[list[int]] = [prompt[1:]] if prompt else []  # the prompt counts as the first segment's text
-        if options.max_new_tokens is not None:
-            room = self.model.dims.max_target_positions - len(prompt or ()) - 4  # start, language, task, first token
-            if not 0 < options.max_new_tokens <= room:
-                raise UnsupportedOptionError(f"max_new_tokens must be in 1..{room} for this model and prompt")
+        check_max_new_tokens(options, self.model.dims.max_target_positions, len(prompt or ()))
         segments: list[RawSegment] = []
         condition = options.condition_on_previous_text
         decoder = WindowDecoder(self.model, self.rules, self.run_between_steps if self.between_steps else None)
