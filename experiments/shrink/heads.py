@@ -8,11 +8,9 @@ Decoder heads reuse each file's encoder states; encoder heads re-encode.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +26,7 @@ class HeadScore:
     path: str  # module path under the Whisper model, as attention_heads names it
     head: int
     loss_rise: float  # nats over the tuning files; negative: the model is surer of its own transcript without it
+    times_words: bool  # one of the cross-attention heads word timestamps read (alignment_heads): never pruned
 
 
 def rank_heads(clips: Sequence[np.ndarray], model: str = "tiny.en") -> list[HeadScore]:
@@ -53,30 +52,22 @@ def rank_heads(clips: Sequence[np.ndarray], model: str = "tiny.en") -> list[Head
             return total
 
         base = loss(encode=False)
+        timing = {f"decoder.layers.{layer}.encoder_attn:{head}" for layer, head in engine.alignment_heads}
         scores = []
         for path, attention in _attention_modules(whisper):
             for head in range(attention.heads):
                 with _masked(attention, head):
                     rise = loss(encode=path.startswith("encoder")) - base
-                scores.append(HeadScore(path, head, round(rise, 3)))
+                scores.append(HeadScore(path, head, round(rise, 3), f"{path}:{head}" in timing))
     return sorted(scores, key=lambda score: score.loss_rise)
 
 
-def prune_map(scores: Sequence[HeadScore], count: int, model: str = "tiny.en") -> dict[str, list[int]]:
+def prune_map(scores: Sequence[HeadScore], count: int) -> dict[str, list[int]]:
     """attention_heads' ``prune`` setting for the ``count`` least important heads, the word-timing ones excepted."""
-    timing = {f"decoder.layers.{layer}.encoder_attn:{head}" for layer, head in alignment_heads(model)}
     prune: dict[str, list[int]] = {}
-    for score in [s for s in scores if f"{s.path}:{s.head}" not in timing][:count]:
+    for score in [s for s in scores if not s.times_words][:count]:
         prune.setdefault(score.path, []).append(score.head)
     return {path: sorted(heads) for path, heads in sorted(prune.items())}
-
-
-def alignment_heads(model: str) -> list[list[int]]:
-    """The cross-attention heads word timestamps read ([layer, head]), from the checkpoint's generation config."""
-    from asrforge.engines.whisper_ct2 import checkpoint_for
-
-    config = Path(checkpoint_for(model)) / "generation_config.json"
-    return json.loads(config.read_text()).get("alignment_heads") or [] if config.is_file() else []
 
 
 def _attention_modules(whisper: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Module]]:

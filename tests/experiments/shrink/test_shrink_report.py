@@ -79,3 +79,16 @@ def test_settings_are_ordered_by_their_numbers_and_pruned_heads_are_listed(tmp_p
     text = render(records, tmp_path)
     assert text.index("| 3 heads |") < text.index("| 12 heads |")
     assert "- 12 heads: `decoder.layers.1.self_attn` [0, 3]" in text
+
+
+def test_prune_map_takes_the_least_important_heads_but_never_a_word_timing_one():
+    from asrforge.experiments.shrink.heads import HeadScore, prune_map
+
+    scores = [
+        HeadScore("decoder.layers.3.self_attn", 2, -3.0, False),
+        HeadScore("decoder.layers.2.encoder_attn", 0, -1.0, True),
+        HeadScore("decoder.layers.3.self_attn", 0, 0.5, False),
+        HeadScore("encoder.layers.1.self_attn", 4, 0.9, False),
+    ]
+    assert prune_map(scores, 2) == {"decoder.layers.3.self_attn": [0, 2]}
+    assert prune_map(scores, 3) == {"decoder.layers.3.self_attn": [0, 2], "encoder.layers.1.self_attn": [4]}
