@@ -93,8 +93,8 @@ class WhisperLeanEngine(TorchEngine):
         return self.companion()  # its decodes with kv_reuse stream; this engine's loop has no incremental form
 
     def companion(self) -> TorchEngine:
-        """The whisper engine on these weights with this engine's plugins (their settings too), built once on
-        first use: it decodes what this engine does not (word timestamps) and streams with kv_reuse."""
+        """The whisper engine on these weights with this engine's plugins (their settings too; kernels left out),
+        built once on first use: it decodes what this engine does not (word timestamps) and streams with kv_reuse."""
         if self._companion is None:
             from asrforge.engines.whisper import WhisperConfig
             from asrforge.optimizations import assemble, make_plugins
@@ -102,7 +102,8 @@ class WhisperLeanEngine(TorchEngine):
             config = WhisperConfig(
                 model=self.config.model, device=self.config.device, dtype=self.config.dtype, attn_implementation="sdpa"
             )
-            self._companion = assemble(config, [*make_plugins(["eval_mode"]), *self.plugins])
+            plugins = [plugin for plugin in self.plugins if not plugin.kernel_only]
+            self._companion = assemble(config, [*make_plugins(["eval_mode"]), *plugins])
         return self._companion
 
     @property

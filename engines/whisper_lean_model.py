@@ -5,7 +5,8 @@ The module tree and parameter names are those of transformers' ``WhisperForCondi
 plugins that transform ``nn.Linear`` layers (int8_dynamic) find the same layers. What differs is the decoder's
 layout: a step's hidden states are ``(clips, beams, tokens, width)``, so every ``Linear`` sees one clip's beams as
 one sample (one activation scale per clip, as a lone decode has), and cross-attention reads one copy of a clip's
-encoder states for all its beams (beam_sharing's layout, here by construction). Attention is SDPA throughout.
+encoder states for all its beams (beam_sharing's layout, here by construction). Attention is SDPA, save where a
+plugin gives a decoder layer another ``cross_kernel`` (native_cross_attention).
 """
 
 from __future__ import annotations
@@ -114,12 +115,26 @@ class Encoder(nn.Module):
         return self.layer_norm(x)
 
 
+class SdpaCrossAttention:
+    """Cross-attention through torch's SDPA, on keys and values laid out as (clips, heads, frames, head_dim).
+    A layer's ``cross_kernel``: native_cross_attention swaps in one that wants another key layout."""
+
+    def prepare(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Contiguous (heads, frames, dim): SDPA's CPU kernel read the strided view at half speed.
+        return keys.contiguous(), values.contiguous()
+
+    def __call__(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """q (clips, heads, rows, head_dim) -> (clips, heads, rows, head_dim)"""
+        return F.scaled_dot_product_attention(q, keys, values, scale=1.0)
+
+
 class DecoderLayer(nn.Module):
     def __init__(self, width: int, heads: int, ffn: int):
         super().__init__()
         self.self_attn = Attention(width, heads)
         self.self_attn_layer_norm = nn.LayerNorm(width)
         self.encoder_attn = Attention(width, heads)
+        self.cross_kernel = SdpaCrossAttention()
         self.encoder_attn_layer_norm = nn.LayerNorm(width)
         self.fc1 = nn.Linear(width, ffn)
         self.fc2 = nn.Linear(ffn, width)
@@ -147,7 +162,7 @@ class DecoderLayer(nn.Module):
         h = self.encoder_attn_layer_norm(x)
         # A clip's beams x tokens become query positions against the one copy of its encoder states.
         q = cross.query(h.flatten(1, 2))
-        out = F.scaled_dot_product_attention(q, cache.cross_keys, cache.cross_values, scale=1.0)
+        out = self.cross_kernel(q, cache.cross_keys, cache.cross_values)
         x = x + cross.out_proj(cross.merge(out).unflatten(1, (beams, tokens)))
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
 
@@ -156,7 +171,7 @@ class DecoderLayer(nn.Module):
 class LayerCache:
     keys: torch.Tensor  # (clips, beams, heads, max positions, head_dim)
     values: torch.Tensor
-    cross_keys: torch.Tensor  # (clips, heads, frames, head_dim): one copy per clip
+    cross_keys: torch.Tensor  # one copy per clip, laid out by the layer's cross_kernel.prepare
     cross_values: torch.Tensor
 
 
@@ -223,16 +238,11 @@ class LeanWhisper(nn.Module):
         for layer in self.model.decoder.layers:
             cross, attn = layer.encoder_attn, layer.self_attn
             shape = (clips, beams, attn.heads, positions, attn.head_dim)
-            caches.append(
-                LayerCache(
-                    # Uninitialised: attention reads positions up to the last one written, never beyond.
-                    keys=encoded.new_empty(shape),
-                    values=encoded.new_empty(shape),
-                    # Contiguous (heads, frames, dim): SDPA's CPU kernel read the strided view at half speed.
-                    cross_keys=cross.split(cross.k_proj(encoded)).contiguous(),
-                    cross_values=cross.split(cross.v_proj(encoded)).contiguous(),
-                )
+            cross_keys, cross_values = layer.cross_kernel.prepare(
+                cross.split(cross.k_proj(encoded)), cross.split(cross.v_proj(encoded))
             )
+            # Self-attention's caches uninitialised: attention reads positions up to the last one written, never beyond.
+            caches.append(LayerCache(encoded.new_empty(shape), encoded.new_empty(shape), cross_keys, cross_values))
         return caches
 
     def logits(self, tokens: torch.Tensor, caches: list[LayerCache], position: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ from asrforge.optimizations import (  # noqa: F401  (imported to register the pl
     fp8,
     int8_dynamic,
     kv_reuse,
+    native_cross_attention,
     numa_pinning,
     onnx_encoder,
     pinned_transfer,

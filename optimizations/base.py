@@ -88,6 +88,9 @@ class Plugin(ABC):
     # A plugin that changes only ``stream_session()`` (live streams): offline transcripts are untouched, so its
     # benchmark is the streaming one (experiments/streaming/run.py), not a row of the offline matrix.
     streaming_only: ClassVar[bool] = False
+    # A plugin that changes how the engine computes, not what (a kernel): an engine's companion on the same weights
+    # (whisper_lean's, for word timestamps and streaming) may go without it, where it might not even run.
+    kernel_only: ClassVar[bool] = False
 
     def refusal(self, target: Target) -> str | None:
         """Why this plugin, as configured, cannot run on ``target`` (plugins with run-time checks extend this)."""
