@@ -53,7 +53,8 @@ void cross_weighted(const float *restrict p, const float *restrict v, float *res
     float *og = out + (size_t)g * rows * DIM;
     for (int r0 = 0; r0 < rows; r0 += ROWS) {
       int n_rows = rows - r0 < ROWS ? rows - r0 : ROWS;
-      v16 acc[ROWS][4] = {{0}};
+      v16 acc[ROWS][4];
+      memset(acc, 0, sizeof acc);
       for (int t = 0; t < frames; t++) {
         const float *vt = vg + (size_t)t * DIM;
         v16 v0 = load(vt), v1 = load(vt + 16), v2 = load(vt + 32), v3 = load(vt + 48);
