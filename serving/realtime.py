@@ -311,10 +311,15 @@ class RealtimeSession:
         return self._audio.end - utterance.stepped >= gap
 
     def _partial_affordable(self, utterance: _Utterance) -> bool:
-        # A stream step costs the new audio only, so it runs under load too (realtime priority, within its share).
+        # A stream step costs the new audio only, so it runs under load too (realtime priority, within its share);
+        # after the utterance's first delta, within the share the scheduler allows later partials while decodes wait
+        # (dual_model's steps run on the small model's own thread and take nothing from the scheduler).
         # A re-decoding partial costs the whole utterance so far: it only uses idle engine time, since under load it
         # would come after its utterance's final and delay everyone else's work.
-        return utterance.stream is not None or not self.scheduler.queued
+        if utterance.stream is None:
+            return not self.scheduler.queued
+        own_thread = self._engine.stream_settings.partial_decoder is not None
+        return own_thread or not utterance.sent or self.scheduler.later_partial_due()
 
     @property
     def _engine(self) -> BaseEngine:

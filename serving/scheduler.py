@@ -58,6 +58,9 @@ ACTIVE_S = 5.0  # a class that submitted work this recently counts as taking its
 # utterance), bounded so that a flood of them (sessions whose words never settle) cannot starve the other classes.
 FIRST_PARTIAL_SHARE = 0.25
 FIRST_PARTIAL_BURST_S = 1.0
+# Partials after an utterance's first take engine time from the decodes waiting behind them; while any wait they get
+# ``SchedulerSettings.later_partial_share`` of the engine, in bursts of at most this many engine seconds.
+LATER_PARTIAL_BURST_S = 0.5
 
 
 class Priority(IntEnum):
@@ -128,6 +131,7 @@ class InferenceScheduler:
         self.calibration = WaitCalibration()
         self.fair = FairShare(self.settings.class_weights, len(Priority))
         self.first_partials = Allowance(FIRST_PARTIAL_SHARE, FIRST_PARTIAL_BURST_S)
+        self.later_partials = Allowance(self.settings.later_partial_share, LATER_PARTIAL_BURST_S)
         self._submitted_at = [-math.inf] * len(Priority)  # monotonic time of each class's latest submission
         self._running_audio_s = 0.0  # audio of the batch being decoded
         self.max_batch_size = self.settings.max_batch_size  # 1 for a batch-variant engine in exact mode
@@ -268,6 +272,21 @@ class InferenceScheduler:
     def queued(self) -> int:
         """Chunks waiting (not counting the batch being decoded)."""
         return len(self._queue)
+
+    def later_partial_due(self) -> bool:
+        """Whether a realtime session may queue a partial after an utterance's first one now (serving/realtime.py
+        asks before each): always while no decode waits; while some do, within ``later_partial_share`` of the engine.
+
+        A live caption's later updates are what a loaded server can best do without: under the 64-client load,
+        realtime stream steps took 22 % of the engine in the load window, most of them updates after the first
+        delta, and the decodes everyone waits on got the rest. The first partial (the speaker is heard) is not
+        rationed here (``first_partials`` gives it priority instead); the final transcript is a decode like any."""
+        with self._wakeup:
+            return self.later_partials.available or not self._decodes_waiting()
+
+    def _decodes_waiting(self) -> bool:
+        # Called with the lock held.
+        return any(job.call is None and not job.future.done() for job in self._queue)
 
     def expected_wait_s(self, audio_s: float = 0.0, priority: Priority = Priority.BATCH) -> float | None:
         """Seconds until ``audio_s`` more audio of ``priority`` queued now would be decoded (None before the speed
@@ -513,6 +532,8 @@ class InferenceScheduler:
                 self.fair.charge(job.priority, elapsed)
                 if _first_partial_step(job):
                     self.first_partials.spend(elapsed)
+                elif job.call is not None and job.priority == Priority.REALTIME and self._decodes_waiting():
+                    self.later_partials.spend(elapsed)  # only time taken from waiting decodes counts
         _resolve(job, result=result)
 
 

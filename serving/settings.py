@@ -35,6 +35,7 @@ class SchedulerSettings:
     max_wait_s: float | None = 30
     class_weights: tuple[float, float, float] = (6, 2, 1)  # realtime, stream, batch
     batch_beam_search: bool | None = None  # None: on a GPU only (on a CPU a batch decoded slower than its clips alone)
+    later_partial_share: float = 0.05  # engine share of partials after an utterance's first while decodes wait
 
 
 @dataclass(frozen=True)

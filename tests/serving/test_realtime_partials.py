@@ -51,19 +51,20 @@ def test_text_that_is_no_longer_an_extension_of_what_was_sent_sends_nothing():
     assert deltas == ["Claflin is"]
 
 
-def test_an_utterance_is_stepped_more_often_until_its_first_delta(tiny_engine, dev_dir):
-    """Driven at the session level, each 100-ms frame waiting for its partial, so the audio between two steps does
-    not depend on this machine's speed: ``first_buffer_ms`` apart until the first delta, ``buffer_ms`` after."""
-    settings = RealtimeSettings()
-    assert settings.first_buffer_ms < settings.buffer_ms
+def _steps(engine, dev_dir, settings: RealtimeSettings, later_partial_due: bool | None = None) -> list[tuple]:
+    """(utterance, audio heard, whether it had sent a delta) at each stream step of a session fed one 10-s sentence
+    in 100-ms frames, each frame waiting for its partial (so the steps do not depend on this machine's speed);
+    ``later_partial_due`` overrides the scheduler's answer to whether a partial after the first is due."""
     audio = pcm16(dev_dir / "ljspeech_LJ001-0001.wav")  # one 10-s sentence without long pauses
-    steps: list[tuple[str, int, bool]] = []  # (utterance, audio heard, whether it had sent a delta) at each step
+    steps: list[tuple[str, int, bool]] = []
 
     async def send(event: dict) -> None:
         pass
 
     async def run() -> None:
-        scheduler = InferenceScheduler(tiny_engine, warmup=False)
+        scheduler = InferenceScheduler(engine, warmup=False)
+        if later_partial_due is not None:
+            scheduler.later_partial_due = lambda: later_partial_due
         scheduler.start()
         session = RealtimeSession(scheduler, SpeechDetector(), settings, 16_000, send)
         partial = session._partial
@@ -77,9 +78,25 @@ def test_an_utterance_is_stepped_more_often_until_its_first_delta(tiny_engine, d
         scheduler.stop()
 
     asyncio.run(run())
+    return steps
+
+
+def test_an_utterance_is_stepped_more_often_until_its_first_delta(tiny_engine, dev_dir):
+    """``first_buffer_ms`` apart until the first delta, ``buffer_ms`` after."""
+    settings = RealtimeSettings()
+    assert settings.first_buffer_ms < settings.buffer_ms
+    steps = _steps(tiny_engine, dev_dir, settings)
     pairs = [(b - a, sent) for (item, a, _), (same, b, sent) in zip(steps, steps[1:], strict=False) if item == same]
     early = [samples / 16 for samples, sent in pairs if not sent]  # ms of audio between two steps
     gaps = [samples / 16 for samples, sent in pairs if sent]
     assert len(early) >= 1 and gaps, steps  # two steps at least before the first delta, then more
     assert all(settings.first_buffer_ms <= gap < settings.buffer_ms for gap in early), early
     assert all(gap >= settings.buffer_ms for gap in gaps), gaps
+
+
+def test_a_loaded_scheduler_holds_back_partials_after_the_first_delta_only(tiny_engine, dev_dir):
+    """When the scheduler says later partials are not due (decodes wait and their share is spent), an utterance is
+    still stepped until its first delta, and not after it."""
+    steps = _steps(tiny_engine, dev_dir, RealtimeSettings(), later_partial_due=False)
+    assert any(not sent for _, _, sent in steps), steps  # the first partial's steps ran
+    assert not any(sent for _, _, sent in steps), steps  # none once a delta had gone out

@@ -387,3 +387,28 @@ def test_beam_search_is_batched_on_a_gpu_only_unless_configured(tiny_engine, cli
     histogram = run_with(tiny_engine, settings, scenario)
     samples = {s.name: s.value for s in histogram.collect()[0].samples}
     assert samples["asrforge_batch_size_count"] == batches and samples["asrforge_batch_size_sum"] == 3
+
+
+@pytest.mark.parametrize("rank", [1, 0], ids=["later-partial", "first-partial"])
+def test_partials_after_an_utterances_first_are_rationed_only_while_decodes_wait(tiny_engine, clips, rank):
+    """A later partial's step (realtime, rank 1) that ran while decodes waited is charged to the later partials'
+    allowance: spent, no more later partials are due while decodes still wait, and they are again once none does.
+    A first partial's step (rank 0) is not charged there."""
+    import time
+
+    async def scenario(scheduler):
+        idle = scheduler.later_partial_due()
+        step = asyncio.create_task(scheduler.run(lambda: time.sleep(0.6), Priority.REALTIME, rank=rank))
+        await asyncio.sleep(0.05)  # the executor runs the step now; two decodes queue behind it
+        decodes = [scheduler.transcribe([clip], DecodeOptions(), Priority.BATCH) for clip in clips[:2]]
+        waiting = [asyncio.ensure_future(d) for d in decodes]
+        await step
+        busy = scheduler.later_partial_due()  # the second decode still waits
+        assert not all(f.done() for f in waiting)
+        await asyncio.gather(*waiting)
+        return idle, busy, scheduler.later_partial_due()
+
+    settings = SchedulerSettings(max_batch_size=1, later_partial_share=0.0)  # a 0.5-s burst, never refilled
+    idle, busy, drained = run_with(tiny_engine, settings, scenario)
+    assert idle and drained
+    assert busy == (rank == 0)
