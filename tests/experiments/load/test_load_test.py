@@ -29,10 +29,12 @@ def test_concurrent_clients_of_every_kind_each_get_their_own_transcript(tmp_path
     # The bare engine's one-stream speed over the same files, at the server's default policy: the throughput's yardstick
     overhead = record["overhead"]
     assert overhead["policy"] == "fallback" and overhead["bare_audio_s_per_s"] > 0
+    passes = overhead["bare_passes_audio_s_per_s"]  # the median of three passes: one pass swung by 13 % between runs
+    assert len(passes) == 3 and overhead["bare_audio_s_per_s"] == sorted(passes)[1]
     readme = (tmp_path / "reports" / "README.md").read_text()
     assert "| uvicorn | " in readme and "passed: every answer correct" in readme
     ratio = record["throughput"]["audio_s_per_s"] / overhead["bare_audio_s_per_s"]
-    assert f"({ratio:.2f}×)" in readme
+    assert f"({ratio:.3f}×)" in readme
 
 
 def test_the_overhead_alone_is_measured_with_the_servers_own_parts(tmp_path):
