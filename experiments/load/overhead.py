@@ -53,8 +53,8 @@ async def measure_overhead(
 ) -> dict[str, Any]:
     """The overhead on ``path``; with ``clips``, also the bare engine's single-stream speed over them (each decoded
     once, one after another, in each of ``BARE_PASSES`` passes: the median pass is the throughput the server's is set
-    against). The bare engine decodes with the
-    server's default ``policy``, as the server does a request that names none."""
+    against). The bare engine decodes with the server's default ``policy``, as the server does a request that names
+    none."""
     task = progress.add_task(f"overhead: loading the bare engine ({path.name})", total=n)
     server_timings: list[dict[str, float]] = []  # each plain request's Server-Timing parts
     engine = await asyncio.to_thread(combination.load)
