@@ -67,11 +67,10 @@ class AttentionHeads(Plugin):
                 timed = sorted(h for (at, h) in alignment if at == layer and h in heads)
                 if timed:
                     raise ConfigError(f"attention_heads: {path} heads {timed} time words (alignment_heads)")
-            plan.append((path, attention, count, sorted(heads)))
-        for path, attention, count, heads in plan:
+            plan.append((path, layer, attention, count, sorted(heads)))
+        for path, layer, attention, count, heads in plan:
             prune_heads(attention, heads)
             if alignment and path.endswith("encoder_attn"):
-                layer = int(path.split(".")[2])
                 renumber = {old: new for new, old in enumerate(h for h in range(count) if h not in heads)}
                 alignment = [[at, renumber[h]] if at == layer else [at, h] for at, h in alignment]
         if alignment and hasattr(engine.model, "generation_config"):

@@ -39,7 +39,9 @@ def compiler_refusal(name: str) -> str | None:
 def load_library(source: Path) -> ctypes.CDLL:
     """``source`` compiled with ``FLAGS`` (built on first use, then read from ``cache_dir()/native``)."""
     code = source.read_bytes()
-    key = hashlib.sha256(b"\0".join([code, _compiler_version().encode(), " ".join(FLAGS).encode(), _cpu().encode()]))
+    key = hashlib.sha256(
+        b"\0".join([code, _compiler_version(compiler()).encode(), " ".join(FLAGS).encode(), _cpu().encode()])
+    )
     path = cache_dir() / "native" / f"{source.stem}-{key.hexdigest()[:16]}.so"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,11 +64,13 @@ def _open(path: str) -> ctypes.CDLL:
 
 
 @cache
-def _compiler_version() -> str:
-    done = subprocess.run([compiler(), "--version"], capture_output=True, text=True)
-    return done.stdout.splitlines()[0] if done.stdout else compiler()
+def _compiler_version(name: str) -> str:
+    """Keyed by the compiler's name: ``$CC`` may change within a process."""
+    done = subprocess.run([name, "--version"], capture_output=True, text=True)
+    return done.stdout.splitlines()[0] if done.stdout else name
 
 
+@cache
 def _cpu() -> str:
     """The processor's model and instruction-set flags (Linux); elsewhere the platform's name for it."""
     try:
