@@ -243,11 +243,6 @@ class BaseEngine(ABC):
         """This engine's per-stream incremental decoder, or None where it has none."""
         return None
 
-    def stream_companion(self) -> BaseEngine | None:
-        """Another engine over the same weights that streams live audio for this one where this one's runtime
-        cannot (whisper_lean: the whisper engine), loaded on first call; None where there is none."""
-        return None
-
     def check_options(self, options: DecodeOptions) -> None:
         caps = self.capabilities
         if options.task == "translate" and not caps.translate:

@@ -10,9 +10,9 @@ to give ``generate``'s tokens) and owns the rest: the network (engines/whisper_l
 the checkpoint's tokenizer.json, which is what transformers' fast tokenizer wraps).
 
 What it leaves to the ``whisper`` engine: decodes that ask for word timestamps (cross-attention alignment), a
-repetition penalty or n-gram blocking, and live streams that reuse their decoder state (the kv_reuse plugin) run on
-its ``companion()``, a whisper engine on the same weights with this engine's plugins, built (and transformers
-imported) on first use only. A batch is decoded clip by clip: on
+repetition penalty or n-gram blocking run on its ``companion()``, a whisper engine on the same weights with this
+engine's plugins, built (and transformers imported) on first use only. Live streams (kv_reuse) decode on this engine's
+own model (engines/whisper_lean_stream.py). A batch is decoded clip by clip: on
 a CPU batched beam search is slower than one clip at a time (conf/serving/default.yaml), and each clip then decodes
 exactly as it would alone.
 """
@@ -31,6 +31,7 @@ import torch
 
 from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.base import Capabilities, DecodeOptions, EngineConfig, TorchEngine
+from asrforge.engines.stream_session import IncrementalDecoder
 from asrforge.engines.whisper_common import (
     RawSegment,
     check_decode_options,
@@ -89,12 +90,14 @@ class WhisperLeanEngine(TorchEngine):
         self._companion: TorchEngine | None = None
         self.watch_encoder()
 
-    def stream_companion(self) -> TorchEngine:
-        return self.companion()  # its decodes with kv_reuse stream; this engine's loop has no incremental form
+    def incremental_decoder(self, options: DecodeOptions) -> IncrementalDecoder:
+        from asrforge.engines.whisper_lean_stream import LeanIncrementalDecoder  # imports this module
+
+        return LeanIncrementalDecoder(self, self.stream_settings, options.language)
 
     def companion(self) -> TorchEngine:
         """The whisper engine on these weights with this engine's plugins (their settings too; kernels left out),
-        built once on first use: it decodes what this engine does not (word timestamps) and streams with kv_reuse."""
+        built once on first use: it decodes what this engine does not (word timestamps, repetition penalties)."""
         if self._companion is None:
             from asrforge.engines.whisper import WhisperConfig
             from asrforge.optimizations import assemble, make_plugins

@@ -27,13 +27,11 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, EncoderDecoderCache
 
-from asrforge.constants import SAMPLE_RATE
 from asrforge.engines.stream_session import IncrementalDecoder, StreamSettings
 from asrforge.engines.whisper import WhisperEngine, encode_frames, trimmed_frames
+from asrforge.engines.whisper_stream_tokens import greedy_continuation, suppress_masks, token_budget
 
 BLOCK_FRAMES = 100  # 1 s of mel frames: the causal encoder's block (50 encoder positions)
-TOKENS_PER_S = 7  # bound on a hypothesis's new tokens (speech is 3-4 Whisper tokens/s): stops repetition loops
-LOOP_TOKENS = 5  # a hypothesis stops where its last this many tokens repeat an earlier run (speech seldom repeats 5)
 
 
 class CausalWhisperEncoder:
@@ -112,12 +110,13 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
         if engine.is_multilingual:
             prompt += [generation.lang_to_id[f"<|{language or 'en'}|>"], generation.task_to_id["transcribe"]]
         self.prompt = [*prompt, generation.no_timestamps_token_id]
-        vocabulary = model.config.vocab_size
-        self.suppress = torch.zeros(vocabulary, dtype=torch.bool)
-        self.suppress[self.eot + 1 :] = True  # no special or timestamp tokens in plain-text decoding
-        self.suppress[list(generation.suppress_tokens or [])] = True
-        self.suppress_at_begin = self.suppress.clone()
-        self.suppress_at_begin[list(generation.begin_suppress_tokens or [])] = True
+        self.masks = suppress_masks(
+            model.config.vocab_size,
+            self.eot,
+            generation.suppress_tokens or [],
+            generation.begin_suppress_tokens or [],
+            engine.device,
+        )
         self._cache_config = copy.deepcopy(model.config)
         self._cache_config.num_hidden_layers = model.config.decoder_layers
         self.encoder = CausalWhisperEncoder(engine.encoder_module()) if settings.causal_encoder else None
@@ -147,11 +146,9 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
             else:
                 states = self.encoder.encode(features)
                 cache = self._cache_with_cross(states) if self.settings.kv_reuse else self._new_cache()
-            # The bound is on the whole window's text, so a loop cannot grow by a full budget every chunk; a couple
-            # of tokens past it still let the hypothesis move on from a fixed prefix that already fills it.
-            bound = int(len(audio) / SAMPLE_RATE * TOKENS_PER_S) + 8
-            room = engine.model.config.max_target_positions - len(self.prompt) - len(fixed) - 1
-            return fixed + self._greedy(states, cache, fixed, min(max(bound - len(fixed), 2), room))
+            positions = engine.model.config.max_target_positions
+            budget = token_budget(len(audio), len(self.prompt), len(fixed), positions)
+            return fixed + self._greedy(states, cache, fixed, budget)
 
     def _encoded_frames(self, audio_frames: int) -> int:
         """The full window, or (``window_margin_s``) the audio plus the margin in whole seconds, within the window."""
@@ -187,25 +184,13 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
         """Prefill prompt + fixed tokens in one pass, then decode greedily until end of text or ``budget``."""
         model = self.engine.model
         decoder = self.engine.decoder_module()
-        ids = torch.tensor([self.prompt + fixed], device=self.engine.device)
-        generated: list[int] = []
-        while len(generated) < budget:
-            hidden = decoder(input_ids=ids, encoder_hidden_states=states, cache=cache, use_cache=True)
-            logits = model.proj_out(hidden.last_hidden_state[:, -1]).float()[0]
-            mask = self.suppress_at_begin if not fixed and not generated else self.suppress
-            logits[mask.to(logits.device)] = -torch.inf
-            token = int(logits.argmax())
-            if token == self.eot:
-                break
-            generated.append(token)
-            looped = _loop_tail(fixed + generated)
-            if looped:
-                # A loop ("and so my fellow Americans and so my fellow ...", "not not not") would be fixed as soon as
-                # two hypotheses agree on it, and fixed text is never taken back: stop before its first repeat.
-                del generated[-looped:]
-                break
-            ids = torch.tensor([[token]], device=self.engine.device)
-        return generated
+
+        def step(ids: list[int]) -> torch.Tensor:
+            tokens = torch.tensor([ids], device=self.engine.device)
+            hidden = decoder(input_ids=tokens, encoder_hidden_states=states, cache=cache, use_cache=True)
+            return model.proj_out(hidden.last_hidden_state[:, -1]).float()[0]
+
+        return greedy_continuation(step, self.prompt + fixed, fixed, budget, self.eot, self.masks)
 
 
 def _project(attention: torch.nn.Module, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,14 +202,3 @@ def _project(attention: torch.nn.Module, states: torch.Tensor) -> tuple[torch.Te
 
 def _cat(old: tuple[torch.Tensor, torch.Tensor], new: tuple[torch.Tensor, torch.Tensor]) -> tuple:
     return torch.cat([old[0], new[0]], dim=2), torch.cat([old[1], new[1]], dim=2)
-
-
-def _loop_tail(tokens: list[int]) -> int:
-    """How many trailing tokens repeat what came before (0: none): one token three times in a row, or a run of
-    ``LOOP_TOKENS`` that occurred before."""
-    if len(tokens) >= 3 and tokens[-1] == tokens[-2] == tokens[-3]:
-        return 2
-    n = LOOP_TOKENS
-    if len(tokens) >= 2 * n and any(tokens[i : i + n] == tokens[-n:] for i in range(len(tokens) - 2 * n + 1)):
-        return n
-    return 0

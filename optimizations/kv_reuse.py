@@ -5,7 +5,8 @@ text is fixed when ``stable_chunks`` consecutive hypotheses agree on it, the win
 after ``max_window_s``. What each model can reuse (the modules say why): Qwen3-ASR keeps the LLM's KV cache of
 the prompt and of every final audio token, rolled back to that point after each hypothesis; Whisper keeps the
 cross-attention keys/values of final encoder states (with ``causal_encoder``) and prefills the fixed text in one
-pass, but not the fixed text's self-attention cache, which depends on every encoder state.
+pass, but not the fixed text's self-attention cache, which depends on every encoder state; the lean Whisper engine
+does the same on its own model (full-context encoder only).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class KVReuse(Plugin):
     name = "kv_reuse"
     streaming_only = True
     order = 40
-    requires = Requirements(engines=frozenset({"whisper", "qwen3_asr"}))
+    requires = Requirements(engines=frozenset({"whisper", "whisper_lean", "qwen3_asr"}))
 
     stable_chunks: int = 2  # a token is fixed once this many consecutive hypotheses agree on it
     max_window_s: float = 24.0  # commit the open window after this long without a pause (Whisper's window is 30 s)
@@ -40,7 +41,7 @@ class KVReuse(Plugin):
             return reason
         if self.stable_chunks < 1:
             return "kv_reuse: stable_chunks must be at least 1"
-        if target.engine == "whisper" and not 0 < self.max_window_s <= 28:
+        if target.engine in ("whisper", "whisper_lean") and not 0 < self.max_window_s <= 28:
             return "kv_reuse: max_window_s must be in (0, 28] for Whisper (a chunk more must fit its 30-s window)"
         if self.window_margin_s is not None and self.window_margin_s < MIN_MARGIN_S:
             return (

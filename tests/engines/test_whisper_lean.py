@@ -150,19 +150,39 @@ def test_unsupported_options_are_refused_with_a_pointer(lean: WhisperLeanEngine,
     assert lean.transcribe([clips["jfk"]], DecodeOptions(max_new_tokens=5))[0].num_tokens <= 5
 
 
-def test_word_timestamps_and_live_streams_come_from_the_companion(reference, lean, clips: dict) -> None:
+def test_word_timestamps_come_from_the_companion(reference, lean, clips: dict) -> None:
     """What the lean loop does not do runs on the whisper engine over the same weights: a user of the served
-    default still gets DTW word times and kv_reuse partials."""
-    from asrforge.serving.stream_engine import streaming_engine
-
+    default still gets DTW word times."""
     options = DecodeOptions(word_timestamps=True)
     ours, theirs = lean.transcribe([clips["jfk"]], options)[0], reference.transcribe([clips["jfk"]], options)[0]
     words = [(w.word, w.start, w.end) for s in ours.segments for w in s.words]
     assert words and words == [(w.word, w.start, w.end) for s in theirs.segments for w in s.words]
     assert lean.capabilities.word_timestamps
-    streaming = streaming_engine(lean)
-    assert streaming.name == "whisper" and streaming.stream_settings.incremental
-    assert streaming.model is lean.companion().model  # a copy with kv_reuse on, sharing the companion's model
+
+
+@pytest.mark.parametrize("margin_s", [2.0, None])
+def test_live_streams_decode_on_the_lean_model_as_the_whisper_engine_does(reference, clips: dict, margin_s) -> None:
+    """kv_reuse partials on the lean engine's own model (no companion loaded): every hypothesis of a stream fed in
+    250-ms chunks (the server's cadence before a first delta) equals the whisper engine's, with a trimmed window and
+    with the padded 30-s one."""
+    from asrforge.serving.stream_engine import streaming_engine
+
+    lean = load_engine(WhisperLeanConfig(model="tiny.en", device="cpu"))  # its own: the companion must stay unbuilt
+    ours = streaming_engine(lean, window_margin_s=margin_s)
+    theirs = streaming_engine(reference, window_margin_s=margin_s)
+    assert ours.name == "whisper_lean" and ours.model is lean.model and ours.stream_settings.window_margin_s == margin_s
+    chunk = 4000
+    for key in ("short", "jfk"):
+        audio = clips[key][: 16000 * (4 if margin_s is None else 6)]
+        lean_session, reference_session = ours.stream_session(finals=False), theirs.stream_session(finals=False)
+        hypotheses = []
+        for start in range(0, len(audio) - chunk + 1, chunk):
+            ours_now = lean_session.feed(audio[start : start + chunk])
+            theirs_now = reference_session.feed(audio[start : start + chunk])
+            assert (ours_now.fixed, ours_now.tentative) == (theirs_now.fixed, theirs_now.tentative), (key, start)
+            hypotheses.append(ours_now.text)
+        assert hypotheses[-1] and len(set(hypotheses)) > 2  # the hypotheses grew with the audio
+    assert lean._companion is None
 
 
 def test_compression_ratio_and_window_split_follow_transformers() -> None:
