@@ -37,6 +37,12 @@ report: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/asrforge run load $(ARGS)
 
+# Realtime partials at the server's cadence per encoder-window margin, on the dev set's tuning part (cost a step,
+# first fixed text, fixed words against the final); writes reports/serving/partials.{jsonl,md}. About 2 minutes.
+.PHONY: partials
+partials: $(STAMP)
+	$(BIN)/asrforge run partials $(ARGS)
+
 # The performance regression gate (conf/gate.yaml; how it judges: reports/gate/README.md): this working tree against
 # a base commit (the merge base with main, or HEAD~1 on main) checked out beside it, both timed on this machine in
 # one run; exits 1 on a regression, 2 only when there is no base to compare with. ARGS=... adds overrides, e.g.

@@ -127,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("data", help="download LibriSpeech dev-clean/test-clean as evaluation sets (--help)")
     commands.add_parser(
         "run",
-        help="run a study: bench (Hydra overrides), load, gateway, streaming, subtitles, translation, shrink, "
-        "diarization, gate (asrforge run <study> --help)",
+        help="run a study: bench (Hydra overrides), load, partials, gateway, streaming, subtitles, translation, "
+        "shrink, diarization, gate (asrforge run <study> --help)",
     )
     commands.add_parser("bench", help="= asrforge run bench: the benchmark matrix (key=value ... [--multirun])")
     commands.add_parser("loadtest", help="= asrforge run load: HTTP, SSE and WebSocket clients against the server")

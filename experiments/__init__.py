@@ -1,8 +1,8 @@
-"""The studies: one sub-package each (bench, load, gateway, streaming, subtitles, translation, shrink, diarization,
-cli, gate), each with a ``run`` module whose ``main(argv)`` measures and writes records, and a ``report`` module whose
-``render_all(root)`` re-renders the committed reports under ``root`` from those records. ``asrforge run <study>``
-and ``asrforge report`` reach them through this table (``run_main``, ``report_main``: entry points the CLI finds);
-nothing here imports a study until it is asked for."""
+"""The studies: one sub-package each (bench, load, partials, gateway, streaming, subtitles, translation, shrink,
+diarization, cli, gate), each with a ``run`` module whose ``main(argv)`` measures and writes records, and a ``report``
+module whose ``render_all(root)`` re-renders the committed reports under ``root`` from those records.
+``asrforge run <study>`` and ``asrforge report`` reach them through this table (``run_main``, ``report_main``: entry
+points the CLI finds); nothing here imports a study until it is asked for."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from pathlib import Path
 
 from asrforge.quiet import quiet_third_party
 
-STUDIES = ("bench", "load", "gateway", "streaming", "subtitles", "translation", "shrink", "diarization", "cli", "gate")
+STUDIES = (
+    "bench", "load", "partials", "gateway", "streaming", "subtitles", "translation", "shrink", "diarization", "cli",
+    "gate",
+)  # fmt: skip
 # The gate's README is rendered by its evidence run (experiments/gate/evidence.py), from measurements it makes.
 _NO_REPORT = {"gate"}
 

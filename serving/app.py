@@ -27,7 +27,7 @@ from asrforge.serving.routers import audio, realtime, system
 from asrforge.serving.scheduler import InferenceScheduler
 from asrforge.serving.service import TranscriptionService
 from asrforge.serving.settings import ServerSettings
-from asrforge.serving.stream_engine import streaming_engine
+from asrforge.serving.stream_engine import check_window_margin, streaming_engine
 from asrforge.serving.translation import build_translator
 from asrforge.winner import resolve_combination
 
@@ -70,8 +70,14 @@ def create_app(cfg: DictConfig | Mapping[str, Any] | None = None, engine: BaseEn
             "SERVING RANDOM WEIGHTS (%s): %s transcribes noise; set engine.model to a checkpoint", weights, model_name
         )
     metrics = ServerMetrics()
-    # The realtime streaming engine is made before the server is ready: for whisper_lean it loads a companion model.
-    prepare = functools.partial(streaming_engine, incremental=settings.realtime.incremental)
+    # The realtime streaming engine is made before the server is ready (a shallow copy: no model is loaded twice).
+    realtime_settings = settings.realtime
+    check_window_margin(realtime_settings.window_margin_s)
+    prepare = functools.partial(
+        streaming_engine,
+        incremental=realtime_settings.incremental,
+        window_margin_s=realtime_settings.window_margin_s,
+    )
     scheduler = InferenceScheduler(source, settings.scheduler, metrics, warmup=settings.warmup, prepare=prepare)
 
     @asynccontextmanager

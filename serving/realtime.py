@@ -323,7 +323,7 @@ class RealtimeSession:
 
     @property
     def _engine(self) -> BaseEngine:
-        return streaming_engine(self.scheduler.engine, self.settings.incremental)
+        return streaming_engine(self.scheduler.engine, self.settings.incremental, self.settings.window_margin_s)
 
     def _snapshot(self, start: int, end: int) -> np.ndarray:
         # A copy: the buffer shifts its contents when it forgets old audio, while the decode may still be queued.

@@ -53,6 +53,8 @@ class RealtimeSettings:
     max_utterance_s: float = 30
     partials: bool = True
     incremental: bool = True
+    # Whisper's partials encode the utterance plus this much padding, not kv_reuse's 5 s (finals are full decodes).
+    window_margin_s: float | None = 2.0
 
 
 @dataclass(frozen=True)

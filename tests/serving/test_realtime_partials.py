@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from test_realtime import feed_session, pcm16  # tests/serving is on the path, as for every test module here
 
 from asrforge.engines.stream_session import StreamUpdate
+from asrforge.errors import ConfigError
+from asrforge.optimizations.kv_reuse import KVReuse
 from asrforge.serving import realtime
+from asrforge.serving.app import create_app
 from asrforge.serving.realtime import RealtimeSession
 from asrforge.serving.scheduler import InferenceScheduler
 from asrforge.serving.settings import RealtimeSettings
+from asrforge.serving.stream_engine import streaming_engine
 from asrforge.vad import SpeechDetector
 
 
@@ -100,3 +105,20 @@ def test_a_loaded_scheduler_holds_back_partials_after_the_first_delta_only(tiny_
     steps = _steps(tiny_engine, dev_dir, RealtimeSettings(), later_partial_due=False)
     assert any(not sent for _, _, sent in steps), steps  # the first partial's steps ran
     assert not any(sent for _, _, sent in steps), steps  # none once a delta had gone out
+
+
+def test_partials_encode_the_served_window_margin_and_a_margin_below_the_floor_stops_the_start(tiny_engine):
+    """serving.realtime.window_margin_s reaches the stream sessions (a copy of the served engine per margin, the model
+    shared); a margin where trimmed windows cut transcripts short fails when the app is made, not at a first step."""
+    settings = RealtimeSettings()
+
+    async def session_engine():  # a session is made on the event loop, as the WebSocket router makes it
+        scheduler = InferenceScheduler(tiny_engine, warmup=False)
+        return RealtimeSession(scheduler, SpeechDetector(), settings, 16_000, None)._engine
+
+    served = asyncio.run(session_engine())
+    assert served.stream_settings.window_margin_s == settings.window_margin_s != KVReuse.window_margin_s
+    other = streaming_engine(tiny_engine, window_margin_s=3.0)
+    assert other.stream_settings.window_margin_s == 3.0 and other.model is served.model
+    with pytest.raises(ConfigError, match="window_margin_s 0.2 is below"):
+        create_app({"serving": {"realtime": {"window_margin_s": 0.2}}}, engine=tiny_engine)
