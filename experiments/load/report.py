@@ -158,13 +158,20 @@ def _busy_phases(record: Mapping[str, Any]) -> str:
     phases = (record.get("server_metrics") or {}).get("busy_by_phase") or {}
     parts = [
         f"{PHASES.get(name, name)} ({p['wall_s']:g} s): decodes {md.share(p['decodes'])}, stream steps "
-        f"{md.share(p['calls'])}"
+        f"{md.share(p['calls'])}{_cpu(p)}"
         for name, p in phases.items()
     ]
     return f"; engine time in the {'; in the '.join(parts)}" if parts else ""
 
 
 PHASES = {"load": "load window", "drain": "drain"}
+
+
+def _cpu(phase: Mapping[str, Any]) -> str:
+    """The machine's CPU in a phase (since 2026-12-05): busy, and the clients' part (they share the server's cores)."""
+    if "machine_cpu" not in phase:
+        return ""
+    return f" (machine CPU {md.share(phase['machine_cpu'])} busy, the clients {md.share(phase['clients_cpu'])})"
 
 
 def _overhead_row(record: Mapping[str, Any]) -> str:

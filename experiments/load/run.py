@@ -35,6 +35,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from asrforge.combination import Combination
 from asrforge.experiments.bench.run import git_commit
+from asrforge.experiments.bench.run_row import cpu_sample
 from asrforge.experiments.device import device_info, versions
 from asrforge.experiments.jsonl import append_jsonl
 from asrforge.experiments.load.clients import KINDS, Clip, Outcome, Target, requests
@@ -147,12 +148,12 @@ async def run_load(
     tasks = [asyncio.create_task(client(index, kind)) for index, kind in enumerate(kinds)]
     task = progress.add_task("load", total=args.duration)
     pending = set(tasks)
-    samples = [(0.0, await scrape_metrics(metrics))]
+    samples = [(0.0, await _sample(metrics))]
     while pending:
         _, pending = await asyncio.wait(pending, timeout=0.5)
         now = time.perf_counter()
         if now - start - samples[-1][0] >= 1.0 or not pending:
-            samples.append((now - start, await scrape_metrics(metrics)))
+            samples.append((now - start, await _sample(metrics)))
         failed = sum(o.status != "ok" for o in outcomes)
         phase = "load" if now < stop else "drain"
         progress.update(
@@ -166,9 +167,21 @@ async def run_load(
     return outcomes, start, stop, samples
 
 
+async def _sample(metrics: httpx.AsyncClient) -> dict[str, float]:
+    """The server's counters, and the CPU seconds the machine and this process (the clients) had used."""
+    sample = await scrape_metrics(metrics)
+    cpu = cpu_sample()
+    if cpu is not None:
+        _, machine_s, cpus, clients_s = cpu
+        sample.update(machine_cpu_s=machine_s, clients_cpu_s=clients_s, cpus=cpus)
+    return sample
+
+
 def busy_by_phase(samples: list[tuple[float, dict[str, float]]], window_s: float) -> dict[str, dict[str, float]]:
     """The share of each phase's wall time the engine spent in batch decodes and in other model calls (stream
-    steps): where a throughput below the bare engine's goes (idle in the drain, partials, or neither)."""
+    steps): where a throughput below the bare engine's goes (idle in the drain, partials, or neither). With /proc,
+    also the share of the machine's CPU that was busy and that the clients (this process) took: the 64 clients run
+    on the server's cores, so what they take the engine's decodes cannot use."""
     cut = max((i for i, (t, _) in enumerate(samples) if t <= window_s), default=0)
     phases = {"load": (samples[0], samples[cut]), "drain": (samples[cut], samples[-1])}
     shares: dict[str, dict[str, float]] = {}
@@ -179,6 +192,10 @@ def busy_by_phase(samples: list[tuple[float, dict[str, float]]], window_s: float
                 "decodes": round((b["inference_sum"] - a["inference_sum"]) / (t1 - t0), 2),
                 "calls": round((b["call_sum"] - a["call_sum"]) / (t1 - t0), 2),
             }
+            if "cpus" in a:
+                capacity = (t1 - t0) * a["cpus"]
+                shares[phase]["machine_cpu"] = round((b["machine_cpu_s"] - a["machine_cpu_s"]) / capacity, 2)
+                shares[phase]["clients_cpu"] = round((b["clients_cpu_s"] - a["clients_cpu_s"]) / capacity, 2)
     return shares
 
 

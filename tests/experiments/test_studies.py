@@ -16,7 +16,7 @@ def test_every_committed_report_re_renders_byte_for_byte_from_its_records(tmp_pa
     folders = {path.relative_to(root).parts[0] for path in written}
     assert {"cpu", "serving", "gateway"} <= folders  # bench, load and gateway reports; streaming etc. live in cpu/
     names = {path.name for path in written}
-    assert {"README.md", "streaming.md", "subtitles.md", "translation.md"} <= names
+    assert {"README.md", "streaming.md", "subtitles.md", "translation.md", "partials.md"} <= names
     for path in written:
         assert path.read_bytes() == (REPO_ROOT / "reports" / path.relative_to(root)).read_bytes(), path
 

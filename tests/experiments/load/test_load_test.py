@@ -24,6 +24,8 @@ def test_concurrent_clients_of_every_kind_each_get_their_own_transcript(tmp_path
     assert counts["all"]["lost"] == counts["all"]["5xx"] == counts["all"]["errors"] == 0
     assert record["server"]["exit_code"] == 0 and record["server"]["log_errors"] == 0
     assert record["server_metrics"]["decodes"] >= 1 and record["throughput"]["requests_per_s"] > 0
+    load = record["server_metrics"]["busy_by_phase"]["load"]  # the machine's CPU and the clients' part of it
+    assert 0 < load["clients_cpu"] < load["machine_cpu"] <= 1, load
     http = record["latency_ms"]["http"]
     assert 0 < http["p50"] <= http["p95"] and 0 < http["admitted_p95"] <= http["p95"]
     # The bare engine's one-stream speed over the same files, at the server's default policy: the throughput's yardstick
