@@ -51,9 +51,10 @@ def _window(margin_s: float, stop: bool = True) -> Setting:
     return Setting(label, [*WINNER, "encoder_window"], {"encoder_window": node})
 
 
-def _layers(keep: list[int]) -> Setting:
-    node = {"_target_": "asrforge.optimizations.decoder_layers.DecoderLayers", "keep": keep}
-    return Setting(f"decoder layers {keep}", [*WINNER, "decoder_layers"], {"decoder_layers": node})
+def _layers(keep: list[int], merge: list[list[int]] | None = None) -> Setting:
+    node = {"_target_": "asrforge.optimizations.decoder_layers.DecoderLayers", "keep": keep, "merge": merge or []}
+    label = f"decoder layers {keep}" + (f", merged {merge}" if merge else "")
+    return Setting(label, [*WINNER, "decoder_layers"], {"decoder_layers": node})
 
 
 def _heads(prune: dict[str, list[int]]) -> Setting:
@@ -76,7 +77,11 @@ REFERENCE = Setting("winner", WINNER)
 LEVERS: dict[str, list[Setting]] = {
     "encoder_window": [_window(1.0, stop=False), *(_window(m) for m in (0.5, 1.0, 2.0))],
     # tiny.en has 4 decoder layers; dropping the first one gave no words at all on JFK, so it is not in the curve.
-    "decoder_layers": [_layers(keep) for keep in ([0, 1, 2], [0, 1, 3], [0, 2, 3])],
+    # Merged: the dropped layer averaged into its kept neighbour (BaldWhisper's merge, without its retraining).
+    "decoder_layers": [
+        *(_layers(keep) for keep in ([0, 1, 2], [0, 1, 3], [0, 2, 3])),
+        *(_layers(keep, [group]) for keep, group in (([0, 1, 2], [2, 3]), ([0, 1, 3], [1, 2]), ([0, 2, 3], [1, 2]))),
+    ],
     "attention_heads": [],  # ranked at run time (_head_settings)
 }
 

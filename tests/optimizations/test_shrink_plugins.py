@@ -10,6 +10,7 @@ from __future__ import annotations
 import jiwer
 import numpy as np
 import pytest
+import torch
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from asrforge.audio import load_audio
@@ -46,8 +47,9 @@ def load(plugins: list[str], settings: dict | None = None):
     return engine
 
 
-def layers(*keep: int) -> dict:
-    return {"decoder_layers": {"_target_": "asrforge.optimizations.decoder_layers.DecoderLayers", "keep": list(keep)}}
+def layers(*keep: int, merge: list[list[int]] | None = None) -> dict:
+    node = {"_target_": "asrforge.optimizations.decoder_layers.DecoderLayers", "keep": list(keep)}
+    return {"decoder_layers": {**node, "merge": merge or []}}
 
 
 def wer(reference: list[str], hypothesis: list[str]) -> float:
@@ -140,6 +142,16 @@ def test_encoder_window_matches_the_full_encoder_where_the_window_is_full(dev_di
             {"keep": [2, 0]},
             "decoder_layers: keep must list distinct layer indices >= 0 in increasing order, not [2, 0]",
         ),
+        (
+            ["decoder_layers"],
+            {"keep": (0, 1), "merge": ((2, 3),)},
+            "decoder_layers: merge group [2, 3] must hold two layers or more, one of them kept (keep [0, 1])",
+        ),
+        (
+            ["decoder_layers"],
+            {"keep": (0, 2), "merge": ((0, 1), (1, 2))},
+            "decoder_layers: merge groups must be disjoint lists of layer indices >= 0, not [[0, 1], [1, 2]]",
+        ),
     ],
 )
 def test_shrink_refusals_are_one_line_reasons(names, settings, reason):
@@ -172,5 +184,21 @@ def test_decoder_layers_drops_layers_and_still_transcribes(clips, reference):
 
 
 def test_decoder_layers_past_the_decoder_are_refused_before_the_model_changes():
-    with pytest.raises(ConfigError, match=r"decoder_layers: keep \[0, 7\] names a layer past the decoder's 4"):
+    past = r"decoder_layers: keep \[0, 7\] or merge \[\] names a layer past the decoder's 4"
+    with pytest.raises(ConfigError, match=past):
         load(["decoder_layers"], layers(0, 7))
+
+
+def test_merged_decoder_layers_are_the_mean_of_their_group(clips, reference):
+    """BaldWhisper's merge without its retraining: the kept layer of a group holds the mean of the group's
+    parameters, the others are gone; the model still decodes (its words are the shrink study's to judge)."""
+    full = load(["sdpa"]).decoder_module().layers
+    engine = load(["sdpa", "decoder_layers"], layers(0, 1, 2, merge=[[2, 3]]))
+    merged = engine.decoder_module().layers
+    assert len(merged) == 3 and engine.model.config.decoder_layers == 3
+    for name, tensor in merged[2].state_dict().items():
+        expected = (full[2].state_dict()[name] + full[3].state_dict()[name]) / 2
+        torch.testing.assert_close(tensor, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(merged[1].state_dict(), full[1].state_dict(), rtol=0, atol=0)  # others untouched
+    texts = [engine.transcribe([clip])[0].text for clip in clips[:1]]
+    assert texts[0] and texts[0] != reference[0]
