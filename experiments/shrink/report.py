@@ -198,7 +198,9 @@ def render(records: Sequence[dict], out_dir: Path) -> str:
         "admits a row only within its WER tolerance, so a lossy lever becomes the served default only where its WER "
         "holds. Attention heads are ranked on the tuning part alone (experiments/shrink/heads.py: the rise in the "
         "teacher-forced loss of the model's own transcripts when one head is masked; word-timing heads never "
-        "pruned). Not measured here: a distilled decoder (not trained: the only speech on these machines is the "
+        "pruned). Merged decoder layers (`decoder_layers`' `merge`: a dropped layer averaged into a kept neighbour, "
+        "BaldWhisper's merge) are measured without the distillation BaldWhisper retrains them with. Not measured "
+        "here: a distilled decoder (not trained: the only speech on these machines is the "
         "evaluation set, four minutes of it in the tuning part), the pruned decoder as a draft for assisted "
         "decoding (tried by hand only: identical output, slower, as the draft re-runs the encoder and costs 3/4 of "
         "the target per token).",

@@ -80,7 +80,7 @@ LEVERS: dict[str, list[Setting]] = {
     # Merged: the dropped layer averaged into its kept neighbour (BaldWhisper's merge, without its retraining).
     "decoder_layers": [
         *(_layers(keep) for keep in ([0, 1, 2], [0, 1, 3], [0, 2, 3])),
-        *(_layers(keep, [group]) for keep, group in (([0, 1, 2], [2, 3]), ([0, 1, 3], [1, 2]), ([0, 2, 3], [1, 2]))),
+        *(_layers(keep, [group]) for keep, group in (([0, 1, 2], [2, 3]), ([0, 1, 3], [1, 2]), ([0, 2, 3], [0, 1]))),
     ],
     "attention_heads": [],  # ranked at run time (_head_settings)
 }
