@@ -17,10 +17,25 @@ WHISPER = Target("whisper", "cpu", "float32")
 QWEN = Target("qwen3_asr", "cpu", "float32")
 
 
-@pytest.mark.parametrize("name", ["kv_reuse", "causal_encoder", "dual_model"])
-def test_streaming_plugins_refuse_engines_without_an_incremental_decoder(name):
+@pytest.mark.parametrize(
+    ("name", "engines"),
+    [("kv_reuse", "qwen3_asr or whisper or whisper_lean"), ("causal_encoder", "qwen3_asr or whisper"),
+     ("dual_model", "qwen3_asr or whisper")],
+)  # fmt: skip
+def test_streaming_plugins_refuse_engines_without_an_incremental_decoder(name, engines):
     reason = combination_refusal(Target("faster_whisper", "cpu", "int8"), [make_plugin(name)])
-    assert reason == f"{name} needs engine qwen3_asr or whisper; this is faster_whisper"
+    assert reason == f"{name} needs engine {engines}; this is faster_whisper"
+
+
+def test_only_kv_reuse_streams_on_the_lean_engine():
+    """The lean engine's incremental decoder has the full-context encoder only, and no second model beside it."""
+    lean = Target("whisper_lean", "cpu", "float32")
+    assert combination_refusal(lean, [make_plugin("kv_reuse")]) is None
+    for name in ("causal_encoder", "dual_model"):
+        assert (
+            combination_refusal(lean, [make_plugin(name)])
+            == f"{name} needs engine qwen3_asr or whisper; this is whisper_lean"
+        )
 
 
 def test_kv_reuse_refuses_settings_it_cannot_honour():
