@@ -46,7 +46,8 @@ def render(out_dir: Path) -> Path:
         "after); no load, no VAD (experiments/partials/run.py says what is simulated).",
         "",
         "A *fixed* word is what a delta carries and never takes back; it *differs* where, aligned to the first words "
-        "of the utterance's final (the served engine's decode of the whole file), it needs an edit. The margin is the "
+        "of the utterance's final (the served engine's greedy decode of the whole file, as the realtime `completed` "
+        "event decodes an utterance), it needs an edit. The margin is the "
         "padding encoded after the audio, in whole seconds (Whisper's full window is 30 s); the server's is "
         f"`serving.realtime.window_margin_s` = {md.num(served, 1) if served is not None else 'null'} s.",
         "",

@@ -9,7 +9,8 @@ the stream session has fixed text, every ``buffer_ms`` after; the engine is the 
 else the embedded default) with kv_reuse as the server switches it on (serving/stream_engine.py). No scheduler, no
 VAD (a file is one utterance), no load: the step cost is the engine's alone. Margins are run file by file in turn,
 so a burst of load from other processes lands on all of them alike. The final is the served engine's decode of the
-whole file at its default policy, as the server's ``completed`` event; a fixed word "differs" where the fixed words,
+whole file with default options (greedy), as the server's realtime ``completed`` event decodes an utterance
+(serving/realtime.py); a fixed word "differs" where the fixed words,
 aligned (jiwer) to the final's first words (the prefix length within 3 words that aligns best), need an edit.
 """
 
