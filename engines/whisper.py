@@ -260,11 +260,13 @@ FRAMES_PER_S = 100  # Whisper's mel hop is 10 ms
 
 
 def trimmed_frames(
-    audio_frames: int, margin_s: float, window_frames: int, bucket_s: float = 1.0, min_window_s: float = 0.0
+    audio_frames: int, margin_s: float | None, window_frames: int, bucket_s: float = 1.0, min_window_s: float = 0.0
 ) -> int:
     """Mel frames to encode for ``audio_frames`` of audio (``encode_frames``): plus ``margin_s``, at least
     ``min_window_s``, rounded up to a multiple of ``bucket_s`` (few distinct shapes keep oneDNN's per-shape caches
-    warm), even (conv2 has stride 2), within the window."""
+    warm), even (conv2 has stride 2), within the window. ``margin_s`` None: the whole window, as Whisper was trained."""
+    if margin_s is None:
+        return window_frames
     bucket = max(2, round(bucket_s * FRAMES_PER_S))
     wanted = max(audio_frames + round(margin_s * FRAMES_PER_S), round(min_window_s * FRAMES_PER_S))
     frames = math.ceil(wanted / bucket) * bucket

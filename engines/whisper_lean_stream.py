@@ -51,12 +51,7 @@ class LeanIncrementalDecoder(IncrementalDecoder):
         model = engine.model
         with engine.inference_context():
             features = engine.log_mel(np.asarray(audio, dtype=np.float32))
-            margin_s = self.settings.window_margin_s
-            frames = (
-                engine.window_frames
-                if margin_s is None
-                else trimmed_frames(features.shape[-1], margin_s, engine.window_frames)
-            )
+            frames = trimmed_frames(features.shape[-1], self.settings.window_margin_s, engine.window_frames)
             features = F.pad(features[:, :frames], (0, frames - min(frames, features.shape[-1])))
             encoded = model.model.encoder(engine.to_device(features[None], engine.torch_dtype))
             prefix = self.prompt + fixed

@@ -137,7 +137,7 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
             features, _ = engine.features([audio])
             features = engine.to_device(features, engine.torch_dtype)
             if self.encoder is None:
-                frames = self._encoded_frames(features.shape[-1])
+                frames = trimmed_frames(features.shape[-1], self.settings.window_margin_s, engine.window_frames)
                 padded = F.pad(features, (0, frames - features.shape[-1]))
                 encoder = engine.encoder_module()
                 states = encoder(padded) if frames == engine.window_frames else encode_frames(encoder, padded)
@@ -149,12 +149,6 @@ class WhisperIncrementalDecoder(IncrementalDecoder):
             positions = engine.model.config.max_target_positions
             budget = token_budget(len(audio), len(self.prompt), len(fixed), positions)
             return fixed + self._greedy(states, cache, fixed, budget)
-
-    def _encoded_frames(self, audio_frames: int) -> int:
-        """The full window, or (``window_margin_s``) the audio plus the margin in whole seconds, within the window."""
-        margin_s = self.settings.window_margin_s
-        window = self.engine.window_frames
-        return window if margin_s is None else trimmed_frames(audio_frames, margin_s, window)
 
     def _new_cache(self) -> EncoderDecoderCache:
         return EncoderDecoderCache(DynamicCache(config=self._cache_config), DynamicCache(config=self._cache_config))

@@ -49,7 +49,7 @@ def render(out_dir: Path) -> Path:
         "of the utterance's final (the served engine's greedy decode of the whole file, as the realtime `completed` "
         "event decodes an utterance), it needs an edit. The margin is the "
         "padding encoded after the audio, in whole seconds (Whisper's full window is 30 s); the server's is "
-        f"`serving.realtime.window_margin_s` = {md.num(served, 1) if served is not None else 'null'} s.",
+        f"`serving.realtime.window_margin_s` = {md.num(served, 1, missing='null')} s.",
         "",
         *md.header(COLUMNS, "lrrrrrrr"),
     ]

@@ -50,8 +50,7 @@ def step_utterance(engine: BaseEngine, audio: np.ndarray, first_ms: int, gap_ms:
     session = engine.stream_session(finals=False)
     first, gap = first_ms * SAMPLE_RATE // 1000, gap_ms * SAMPLE_RATE // 1000
     position, seconds, first_fixed_s, steps_to_first, stable = 0, [], None, None, ""
-    while position + (gap if first_fixed_s is not None else first) <= len(audio):
-        end = position + (gap if first_fixed_s is not None else first)
+    while (end := position + (first if first_fixed_s is None else gap)) <= len(audio):
         started = time.perf_counter()
         update = session.feed(audio[position:end])
         seconds.append(time.perf_counter() - started)
