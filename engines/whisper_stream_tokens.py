@@ -50,7 +50,12 @@ def greedy_continuation(
     masks: tuple[torch.Tensor, torch.Tensor],
 ) -> list[int]:
     """Greedy tokens after ``prefix`` (the prompt, then the forced ``fixed`` tokens): ``step(ids)`` feeds ``ids`` (the
-    whole prefix first, then one token at a time) and returns the next token's logits (vocab,), float32."""
+    whole prefix first, then one token at a time) and returns the next token's logits (vocab,), float32.
+
+    Not done: feeding the previous hypothesis's tail with the prefix as a draft to check in the same pass (assisted
+    decoding's check). On the served tiny.en int8 model it made a partial step 7 % cheaper (36.2 vs 38.9 ms) and
+    changed 38 of 360 hypotheses on the dev set's tuning part (2026-12-05), since the draft's rows share one int8
+    activation scale with the prefix's. A step there: encoder 46 %, prefill 10 %, single-token passes 34 % (4.2)."""
     suppress, suppress_at_begin = masks
     generated: list[int] = []
     ids = prefix
