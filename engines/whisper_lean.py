@@ -14,7 +14,7 @@ repetition penalty or n-gram blocking run on its ``companion()``, a whisper engi
 engine's plugins, built (and transformers imported) on first use only. Live streams (kv_reuse) decode on this engine's
 own model (engines/whisper_lean_stream.py). A batch is decoded clip by clip, and each clip then decodes exactly as it
 would alone. Stepping several clips' first windows together (one decoder call per step, exact per clip: 13 of 13
-tuning files identical) was measured and left out: 0.97-1.05x the clip-by-clip time at beam 5 and 1.02-1.08x greedy,
+tuning files identical) was measured and left out: 0.97-1.05x the clip-by-clip speed at beam 5 and 1.02-1.08x greedy,
 2 to 8 clips, 2 threads (2026-12-05), because attention is about half the CPU time (each clip's own 30-s window in
 the encoder, its own 1500 cross-attention keys in the decoder) and int8_dynamic's per-sample linears stay one call per
 clip; compacting the caches as clips finished cost about what the shared calls saved.
